@@ -1,0 +1,255 @@
+"""`render`, `lock`, `build`, `run`, `schema`: the VM closure commands.
+
+Flow modules are imported inside the handlers so that `nixlayer build` does not
+pay for pydantic and YAML at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from nixlayer.cli.output import build_progress, emit_json, info
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    spec_flags = argparse.ArgumentParser(add_help=False)
+    g = spec_flags.add_argument_group("spec fields (override the SPEC file)")
+    g.add_argument("--vm-name", help="host name and config directory name")
+    g.add_argument("--user-name", help="unprivileged guest account")
+    g.add_argument(
+        "--profile",
+        action="append",
+        dest="profiles",
+        metavar="NAME",
+        help="a library profile (repeat; replaces the spec's list)",
+    )
+    g.add_argument(
+        "--test-suite",
+        action="append",
+        dest="test_suites",
+        metavar="NAME",
+        help="a library test suite (repeat; replaces the spec's list)",
+    )
+    g.add_argument(
+        "--ssh-key",
+        action="append",
+        dest="ssh_keys",
+        metavar="KEY",
+        help="an OpenSSH public key (repeat; replaces the spec's list)",
+    )
+    g.add_argument("--system", choices=["x86_64-linux", "aarch64-linux"])
+    g.add_argument(
+        "--update-lock", action="store_true", default=None, help="re-pin the library when locking"
+    )
+    g.add_argument(
+        "--force-host-roles",
+        action="store_true",
+        default=None,
+        help="allow host-role profiles (controller) on the imageless backend",
+    )
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="any spec field; VALUE is YAML (e.g. --set 'shares={/mnt/x: {tag: x}}')",
+    )
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument(
+        "--library", metavar="FLAKEREF", help="the library flake (path:, git+file:, github:, ~/...)"
+    )
+    where.add_argument(
+        "--root",
+        metavar="DIR",
+        help="config root (default $NIXLAYER_ROOT or $WORKERS_DIR/$WORKER_INDEX/nix)",
+    )
+    where.add_argument(
+        "--catalog",
+        metavar="FILE",
+        help="a JSON catalog of profiles and suites replacing the library's",
+    )
+
+    p = sub.add_parser(
+        "render",
+        parents=[common, where, spec_flags],
+        help="write <root>/<vm_name>/{flake.nix,default.nix} from SPEC",
+        description="Render the per-VM config directory from SPEC (YAML or JSON).",
+    )
+    p.add_argument("spec", metavar="SPEC", help="spec file, or - for standard input")
+    p.set_defaults(handler=_render)
+
+    p = sub.add_parser(
+        "lock",
+        parents=[common],
+        help="nix flake lock, re-pinning source overrides",
+        description="Lock CONFIG_DIR. Source override inputs are re-pinned on "
+        "every run; the library only with --update-library.",
+    )
+    p.add_argument("config_dir", metavar="CONFIG_DIR")
+    p.add_argument("--update-library", action="store_true", help="re-pin the library too")
+    p.set_defaults(handler=_lock)
+
+    p = sub.add_parser(
+        "build",
+        parents=[common],
+        help="nix build path:<dir>#toplevel and read the bootspec",
+        description="Build CONFIG_DIR's toplevel; print toplevel, init, initrd.",
+    )
+    p.add_argument("config_dir", metavar="CONFIG_DIR")
+    p.add_argument(
+        "--out-link",
+        metavar="PATH",
+        help="GC root for the result (default <root>/.nixlayer/results/<vm>)",
+    )
+    p.add_argument("--system", help="build packages.<system>.toplevel instead of #toplevel")
+    p.add_argument(
+        "--configuration",
+        default="vm",
+        help="nixosConfigurations name, for the initrd fallback (default vm)",
+    )
+    p.set_defaults(handler=_build)
+
+    p = sub.add_parser(
+        "run",
+        parents=[common, where, spec_flags],
+        help="render, lock and build; print {toplevel, init, initrd, config_dir}",
+        description="Render, lock and build SPEC's closure in one step.",
+    )
+    p.add_argument("spec", metavar="SPEC", help="spec file, or - for standard input")
+    p.add_argument("--out-link", metavar="PATH", help="GC root for the result")
+    p.set_defaults(handler=_run)
+
+    p = sub.add_parser("schema", parents=[common], help="print the JSON Schema of SPEC")
+    p.set_defaults(handler=_schema)
+
+
+def _spec_from_args(args: argparse.Namespace) -> Any:
+    import yaml
+
+    from nixlayer.errors import InputError
+    from nixlayer.specfile import load_spec
+
+    overrides: dict[str, Any] = {
+        "vm_name": args.vm_name,
+        "user_name": args.user_name,
+        "profiles": args.profiles,
+        "test_suites": args.test_suites,
+        "ssh_keys": args.ssh_keys,
+        "system": args.system,
+        "update_lock": args.update_lock,
+        "force_host_roles": args.force_host_roles,
+    }
+    for item in args.set:
+        field, sep, raw = item.partition("=")
+        if not sep or not field:
+            raise InputError("--set", f"expected FIELD=VALUE, got {item!r}")
+        try:
+            overrides[field.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise InputError(f"--set {field}", f"value is not valid YAML: {exc}") from exc
+    return load_spec(args.spec, overrides)
+
+
+def _catalog_from_args(args: argparse.Namespace) -> Any:
+    if not args.catalog:
+        return None
+    from pydantic import ValidationError
+
+    from nixlayer.errors import InputError
+    from nixlayer.models.catalog import Catalog
+
+    try:
+        with open(args.catalog) as fh:
+            return Catalog.model_validate(json.load(fh))
+    except OSError as exc:
+        raise InputError("--catalog", f"cannot read {args.catalog}: {exc.strerror}") from exc
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise InputError("--catalog", f"{args.catalog}: {str(exc).splitlines()[0]}") from exc
+
+
+def _show_rendered(result: Any, args: argparse.Namespace) -> None:
+    if args.quiet:
+        return
+    for path, text in (
+        (result.flake_nix, result.flake_text),
+        (result.default_nix, result.default_text),
+    ):
+        info(f"--- {path}\n{text}")
+
+
+def _render(args: argparse.Namespace) -> int:
+    from nixlayer.flows.render import render_config
+
+    spec = _spec_from_args(args)
+    result = render_config(
+        spec, root=args.root, library=args.library, catalog=_catalog_from_args(args)
+    )
+    _show_rendered(result, args)
+    if args.json:
+        emit_json(result.to_json())
+    else:
+        changed = ", ".join(result.changed) or "nothing changed"
+        print(f"rendered {result.config_dir} ({changed})")
+    return 0
+
+
+def _lock(args: argparse.Namespace) -> int:
+    from nixlayer.flows.lock import lock_config
+
+    result = lock_config(args.config_dir, update_library=args.update_library)
+    if args.json:
+        emit_json(result.to_json())
+    else:
+        moved = ", ".join(result.updated_inputs) or "no existing pins moved"
+        print(f"locked {result.lock_file} ({moved})")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from nixlayer.flows.build import build_closure
+
+    with build_progress(not args.json and not args.quiet) as progress:
+        result = build_closure(
+            args.config_dir,
+            out_link=args.out_link,
+            system=args.system,
+            configuration=args.configuration,
+            progress=progress,
+        )
+    _print_closure(result.to_json() if args.json else result.closure(), args.json)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nixlayer.flows.run import run_closure
+
+    spec = _spec_from_args(args)
+    with build_progress(not args.json and not args.quiet) as progress:
+        done = run_closure(
+            spec,
+            root=args.root,
+            library=args.library,
+            catalog=_catalog_from_args(args),
+            out_link=args.out_link,
+            progress=progress,
+            on_rendered=lambda r: _show_rendered(r, args),
+        )
+    _print_closure(done.build.closure(), args.json)
+    return 0
+
+
+def _print_closure(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(data)
+    else:
+        for key in ("toplevel", "init", "initrd", "config_dir"):
+            print(f"{key}={data.get(key) or ''}")
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from nixlayer.models.spec import VMSpec
+
+    emit_json(VMSpec.model_json_schema())
+    return 0

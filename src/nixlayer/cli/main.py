@@ -1,0 +1,56 @@
+"""Entry point: parse, dispatch, map errors to exit codes.
+
+Exit codes: 0 ok, 1 failure, 2 bad input or usage, 3 refused by a guard, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from nixlayer import __version__
+from nixlayer.cli import closure
+from nixlayer.cli.output import error, setup_logging
+from nixlayer.errors import NixError, NixlayerError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine output on stdout")
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more detail")
+    common.add_argument(
+        "-q", "--quiet", action="store_true", help="only warnings and errors on stderr"
+    )
+    parser = argparse.ArgumentParser(
+        prog="nixlayer",
+        description="Build per-VM NixOS closures from a typed spec, on a library such as "
+        "linux-kdevops/nixos-flake.",
+    )
+    parser.add_argument("--version", action="version", version=f"nixlayer {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    closure.register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose, args.quiet)
+    try:
+        code: int = args.handler(args)
+        return code
+    except KeyboardInterrupt:
+        error("interrupted")
+        return 130
+    except NixError as exc:
+        error(f"nix failed (exit {exc.returncode}): {exc.command}")
+        sys.stderr.write(exc.stderr.rstrip() + "\n" if exc.stderr.strip() else "")
+        return exc.exit_code
+    except NixlayerError as exc:
+        error(str(exc))
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

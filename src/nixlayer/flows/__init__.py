@@ -1,0 +1,1 @@
+"""Orchestration: render -> lock -> build, as plain functions with typed parameters."""

@@ -1,0 +1,70 @@
+"""Atomic file replacement and per-target locks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from filelock import FileLock
+
+STATE_DIR = ".nixlayer"
+
+
+def write_files_atomically(files: Mapping[Path, str]) -> tuple[Path, ...]:
+    """Replace each file whose content differs, all-or-nothing up to the renames.
+
+    Every new content is written and fsynced to a temp file beside its target
+    first; only when all are on disk are they renamed into place, so a failure
+    while writing leaves every previous file as it was. Returns the changed paths.
+    """
+    staged: list[tuple[Path, str]] = []
+    try:
+        for path, text in files.items():
+            data = text.encode()
+            with contextlib.suppress(FileNotFoundError):
+                if path.read_bytes() == data:
+                    continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            staged.append((path, tmp))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+        for path, tmp in staged:
+            os.replace(tmp, path)
+    except BaseException:
+        for _, tmp in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+    if staged:
+        _fsync_dir(staged[0][0].parent)
+    return tuple(path for path, _ in staged)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def state_dir(root: Path) -> Path:
+    """nixlayer's own files beside the config dirs (locks, out-links). VM names
+    start with an alphanumeric, so `.nixlayer` never collides with one."""
+    return root / STATE_DIR
+
+
+@contextlib.contextmanager
+def target_lock(root: Path, name: str, timeout: float = -1) -> Iterator[None]:
+    """Serialize runs on one target (a VM); other targets proceed in parallel."""
+    locks = state_dir(root) / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(locks / f"{name}.lock"), timeout=timeout, is_singleton=False):
+        yield

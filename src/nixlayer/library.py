@@ -1,0 +1,90 @@
+"""The library a VM is built on: its flake ref, its imageless template, its catalog."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from nixlayer.errors import InputError, LibraryError
+from nixlayer.models.catalog import NIXOS_FLAKE_CATALOG, Catalog
+from nixlayer.nix import commands
+from nixlayer.nix.runner import Nix
+
+TEMPLATE_PATH = "templates/imageless/flake.nix"
+CATALOG_FILE = "nixlayer-catalog.json"
+
+
+@dataclass(frozen=True)
+class Library:
+    ref: str  # the flake ref written into flake.nix
+    source: Path | None  # where its files can be read (local checkout or store copy)
+    local: bool  # a path: ref, whose pin can go stale when the directory changes
+    template: str
+    template_origin: str
+    catalog: Catalog
+
+
+def normalize_ref(raw: str) -> tuple[str, Path | None]:
+    """A flake ref with `~` expanded and local paths made absolute `path:` refs.
+
+    Returns the ref and, for local refs, the directory it names.
+    """
+    ref = raw.strip()
+    if not ref:
+        raise InputError("library", "empty flake ref")
+    if ref.startswith(("/", "./", "../", "~")) or ref in (".", ".."):
+        path = Path(os.path.expanduser(ref)).absolute()
+        return f"path:{path}", path
+    for scheme in ("path:", "git+file://", "git+file:"):
+        if ref.startswith(scheme):
+            rest, sep, query = ref[len(scheme) :].partition("?")
+            path = Path(os.path.expanduser(rest)).absolute()
+            norm = ("path:" if scheme == "path:" else "git+file://") + str(path)
+            return norm + (sep + query if sep else ""), path
+    return ref, None
+
+
+def resolve_library(raw: str, nix: Nix | None = None, catalog: Catalog | None = None) -> Library:
+    """Find the library's template and catalog. Local refs are read from disk; others
+    are fetched into the store with `nix flake metadata`."""
+    ref, path = normalize_ref(raw)
+    if path is not None:
+        if not path.is_dir():
+            raise InputError("library", f"{raw!r}: no such directory {path}")
+        if not (path / "flake.nix").is_file():
+            raise InputError("library", f"{raw!r}: {path} has no flake.nix")
+        source = path
+    else:
+        meta = json.loads((nix or Nix()).run(commands.flake_metadata(ref)).stdout)
+        source = Path(meta["path"])
+    template_file = source / TEMPLATE_PATH
+    if template_file.is_file():
+        template, origin = template_file.read_text(), str(template_file)
+    else:
+        template = resources.files("nixlayer").joinpath("data/imageless-flake.nix").read_text()
+        origin = "nixlayer built-in template"
+    return Library(
+        ref=ref,
+        source=source,
+        local=ref.startswith("path:"),
+        template=template,
+        template_origin=origin,
+        catalog=catalog or _library_catalog(source),
+    )
+
+
+def _library_catalog(source: Path) -> Catalog:
+    file = source / CATALOG_FILE
+    if not file.is_file():
+        return NIXOS_FLAKE_CATALOG
+    try:
+        return Catalog.model_validate_json(file.read_text())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise LibraryError(f"library catalog {file}", f"{where}: {first['msg']}") from exc

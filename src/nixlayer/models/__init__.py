@@ -1,0 +1,1 @@
+"""Typed inputs (pydantic) and results (frozen dataclasses)."""

@@ -1,0 +1,1 @@
+"""The only package that runs `nix`: argv builders (pure), one runner, log parsing."""

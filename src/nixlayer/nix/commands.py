@@ -1,0 +1,60 @@
+"""Pure functions that build `nix` argv lists. Nothing here runs anything.
+
+Each returns the arguments after the `nix` binary, so the runner can prefix the
+binary it resolved and log one pasteable line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from nixlayer.nix.version import Dialect
+
+Argv = list[str]
+
+
+def version() -> Argv:
+    return ["--version"]
+
+
+def flake_lock(flake_ref: str, update_inputs: Sequence[str], dialect: Dialect) -> Argv:
+    """Lock missing inputs and re-pin `update_inputs`, in one command."""
+    if not update_inputs:
+        return ["flake", "lock", flake_ref]
+    if dialect is Dialect.MODERN:
+        return ["flake", "update", "--flake", flake_ref, *update_inputs]
+    argv = ["flake", "lock", flake_ref]
+    for name in update_inputs:
+        argv += ["--update-input", name]
+    return argv
+
+
+def build(
+    installable: str,
+    *,
+    out_link: Path | None,
+    progress_json: bool,
+    extra: Sequence[str] = (),
+) -> Argv:
+    """`nix build --json`: the JSON on stdout names the outputs, in every dialect
+    (`--print-out-paths` does not exist before Nix 2.10)."""
+    argv = ["build", installable, "--json"]
+    argv += ["--out-link", str(out_link)] if out_link is not None else ["--no-link"]
+    if progress_json:
+        argv += ["--log-format", "internal-json", "-v"]
+    return argv + list(extra)
+
+
+def hash_path(path: Path) -> Argv:
+    """The NAR hash (SRI) of a directory, as a `path:` lock entry records it."""
+    return ["hash", "path", "--type", "sha256", str(path)]
+
+
+def flake_metadata(flake_ref: str) -> Argv:
+    return ["flake", "metadata", "--json", flake_ref]
+
+
+def eval_json(installable: str, apply: str | None = None) -> Argv:
+    argv = ["eval", "--json", installable]
+    return [*argv, "--apply", apply] if apply else argv
