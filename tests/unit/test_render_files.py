@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from nixlayer.errors import LibraryError
+from nixlayer.fsutil import write_files_atomically
+from nixlayer.library import normalize_ref, resolve_library
+from nixlayer.models.spec import Override, VMSpec, resolve_spec
+from nixlayer.render.flake import render_flake
+from nixlayer.render.module import render_module
+from tests.helpers import FIXTURES
+
+TEMPLATE = (FIXTURES / "nixos-flake/templates/imageless/flake.nix").read_text()
+
+
+def _flake(
+    template: str = TEMPLATE, system: str = "x86_64-linux", overrides: tuple[Override, ...] = ()
+) -> str:
+    return render_flake(
+        template,
+        origin="T",
+        library_ref="path:/lib",
+        library_input="nixos-flake",
+        overrides=overrides,
+        system=system,
+    )
+
+
+def test_template_is_rendered_near_verbatim() -> None:
+    out = _flake()
+    assert out == TEMPLATE.replace('"path:/path/to/nixos-flake"', '"path:/lib"')
+
+
+def test_override_inputs_go_after_the_follows_line() -> None:
+    out = _flake(
+        overrides=(
+            Override(pkg="fio", src="/src/fio"),
+            Override(pkg="kmod", src="https://git.example/kmod.git", ref="main"),
+        )
+    )
+    after = out.split('nixpkgs.follows = "nixos-flake/nixpkgs";\n', 1)[1]
+    assert after.startswith(
+        '\n    fio-src = {\n      type = "path";\n      path = "/src/fio";\n'
+        '      flake = false;\n    };\n\n    kmod-src = {\n      type = "git";\n'
+        '      url = "https://git.example/kmod.git";\n      ref = "main";\n'
+    )
+
+
+@pytest.mark.parametrize(
+    "anchor", ['"path:/path/to/nixos-flake"', 'nixpkgs.follows = "nixos-flake/nixpkgs";']
+)
+def test_missing_anchor_fails_loudly(anchor: str) -> None:
+    with pytest.raises(LibraryError, match="template T has no"):
+        _flake(TEMPLATE.replace(anchor, "x = 1;"))
+
+
+def test_system_is_replaced_or_refused() -> None:
+    assert 'system = "aarch64-linux";' in _flake(system="aarch64-linux")
+    with pytest.raises(LibraryError, match="system: template T has no"):
+        _flake(
+            TEMPLATE.replace('system = "x86_64-linux";', 'system = "x";'), system="aarch64-linux"
+        )
+
+
+def test_builtin_template_serves_libraries_without_one(tmp_path: Path) -> None:
+    (tmp_path / "flake.nix").write_text("{ outputs = _: { }; }")
+    lib = resolve_library(str(tmp_path))
+    assert lib.template_origin == "nixlayer built-in template"
+    assert '"path:/path/to/nixos-flake"' in lib.template
+
+
+def test_library_refs_are_normalized() -> None:
+    home = os.path.expanduser("~")
+    assert normalize_ref("~/lib") == (f"path:{home}/lib", Path(home) / "lib")
+    assert normalize_ref("path:~/lib?dir=x")[0] == f"path:{home}/lib?dir=x"
+    assert normalize_ref("git+file:///srv/lib")[0] == "git+file:///srv/lib"
+    assert normalize_ref("github:linux-kdevops/nixos-flake") == (
+        "github:linux-kdevops/nixos-flake",
+        None,
+    )
+
+
+def test_module_gates_and_overlay_order() -> None:
+    spec = VMSpec(
+        vm_name="vm",
+        profiles=("devel", "monitoring"),
+        test_suites=("ltp",),
+        overrides=(Override(pkg="fio", src="/x"),),
+    )
+    text = render_module(resolve_spec(spec))
+    assert "  nixos-flake.monitoring.enable = true;\n" in text
+    assert "controller.enable" not in text
+    assert "nixpkgs.overlays = lib.mkAfter [" in text
+    assert "fio = prev.fio.overrideAttrs (_: { src = inputs.fio-src; });" in text
+
+
+def test_atomic_write_keeps_old_files_when_a_write_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = tmp_path / "flake.nix", tmp_path / "default.nix"
+    write_files_atomically({a: "old a", b: "old b"})
+    real_fsync = os.fsync
+    calls = {"n": 0}
+
+    def failing_fsync(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # while staging the second file
+            raise OSError("disk full")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="disk full"):
+        write_files_atomically({a: "new a", b: "new b"})
+    assert (a.read_text(), b.read_text()) == ("old a", "old b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["default.nix", "flake.nix"]
+
+
+def test_atomic_write_skips_unchanged(tmp_path: Path) -> None:
+    a = tmp_path / "x"
+    assert write_files_atomically({a: "1"}) == (a,)
+    assert write_files_atomically({a: "1"}) == ()
