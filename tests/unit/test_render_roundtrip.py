@@ -17,7 +17,7 @@ from tests.helpers import FIXTURES, nix_eval_file, ssh_key
 
 text = st.one_of(
     st.text(
-        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+        alphabet=st.characters(codec="utf-8", exclude_characters="\x00"),
         min_size=1,
         max_size=30,
     ),

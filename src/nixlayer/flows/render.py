@@ -44,6 +44,7 @@ def plan_render(
     nix: Nix | None = None,
 ) -> RenderResult:
     """Everything render does except writing: the texts and where they go."""
+    config_dir = config_dir_for(config_root(root), spec.vm_name)
     ref = library or spec.library or os.environ.get("NIXLAYER_LIBRARY")
     if not ref:
         raise InputError("library", "no library: set `library` in the spec or pass --library REF")
@@ -59,7 +60,6 @@ def plan_render(
         system=spec.system,
     )
     default_text = render_module(resolved)
-    config_dir = config_dir_for(config_root(root), spec.vm_name)
     return RenderResult(
         config_dir=config_dir,
         flake_nix=config_dir / "flake.nix",
