@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from filelock import FileLock
+log = logging.getLogger("nixlayer")
 
 STATE_DIR = ".nixlayer"
 
@@ -61,10 +63,26 @@ def state_dir(root: Path) -> Path:
     return root / STATE_DIR
 
 
+def lock_path(root: Path, name: str) -> Path:
+    return state_dir(root) / "locks" / f"{name}.lock"
+
+
 @contextlib.contextmanager
-def target_lock(root: Path, name: str, timeout: float = -1) -> Iterator[None]:
-    """Serialize runs on one target (a VM); other targets proceed in parallel."""
-    locks = state_dir(root) / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(locks / f"{name}.lock"), timeout=timeout, is_singleton=False):
+def target_lock(root: Path, name: str) -> Iterator[None]:
+    """Serialize runs on one target (a VM); other targets proceed in parallel.
+
+    An flock(2) on a file per target: released by the kernel when the process
+    dies, so a killed run never leaves a stale lock behind.
+    """
+    path = lock_path(root, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another nixlayer run on %s (%s)", name, path)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(fd)

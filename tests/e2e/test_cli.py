@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from filelock import FileLock
 
 from tests.helpers import StandIn, cli, nixlayer_bin, ssh_key
 
@@ -172,15 +173,21 @@ def test_runs_on_one_vm_serialize_and_other_vms_proceed(stand_in: StandIn, tmp_p
     root = tmp_path / "vms"
     a, b = _spec(tmp_path, stand_in, "vm-a"), _spec(tmp_path, stand_in, "vm-b")
     (root / ".nixlayer" / "locks").mkdir(parents=True)
-    held = FileLock(str(root / ".nixlayer" / "locks" / "vm-a.lock"), is_singleton=False)
-    with held:
-        waiting = _start("render", str(a), "--root", str(root), "-q")
+    fd = os.open(root / ".nixlayer" / "locks" / "vm-a.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        waiting = _start("render", str(a), "--root", str(root))
         other = _start("render", str(b), "--root", str(root), "-q")
         assert other.wait(timeout=30) == 0  # a different VM is not held up
         time.sleep(1.0)
         assert waiting.poll() is None  # the same VM waits for the lock
         assert not (root / "vm-a").exists()
+    finally:
+        os.close(fd)
     assert waiting.wait(timeout=30) == 0
+    assert "waiting for another nixlayer run on vm-a" in (
+        waiting.stderr.read() if waiting.stderr else ""
+    )
     assert (root / "vm-a" / "default.nix").is_file()
 
 

@@ -49,6 +49,7 @@ def test_attr_names() -> None:
     assert nixlang.attr_name("build-tools") == "build-tools"
     assert nixlang.attr_name("if") == '"if"'
     assert nixlang.attr_name("/mnt/x") == '"/mnt/x"'
+    assert nixlang.attr_name("A\n") == '"A\\n"'  # found by hypothesis: `$` matches before \n
     assert (
         nixlang.attr_path("nixos-flake", "monitoring", "enable") == "nixos-flake.monitoring.enable"
     )

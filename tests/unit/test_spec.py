@@ -30,6 +30,12 @@ def test_defaults_are_fully_featured() -> None:
         ({"vm_name": "../x"}, "vm_name: must match"),
         ({"vm_name": "a/b"}, "vm_name: must match"),
         ({"vm_name": "-x"}, "vm_name: must match"),
+        ({"vm_name": "vm\n"}, "vm_name: must match"),
+        ({"vm_name": "vm", "user_name": "bob\n"}, "user_name: must be a POSIX user name"),
+        (
+            {"vm_name": "vm", "overrides": [{"pkg": "fio\n", "src": "/a"}]},
+            "overrides[0].pkg: must match",
+        ),
         (
             {"vm_name": "vm", "profiles": ["devel", "gaming"]},
             "profiles[1]: unknown profile 'gaming'",

@@ -13,7 +13,16 @@ from typing import Any
 from nixlayer.cli.output import build_progress, emit_json, info
 
 
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
+def register(sub: Any, common_only: argparse.ArgumentParser) -> None:
+    common = argparse.ArgumentParser(add_help=False, parents=[common_only])
+    common.add_argument(
+        "--option",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="pass a setting to every nix call (e.g. --option builders @/etc/nix/machines)",
+    )
     spec_flags = argparse.ArgumentParser(add_help=False)
     g = spec_flags.add_argument_group("spec fields (override the SPEC file)")
     g.add_argument("--vm-name", help="host name and config directory name")
@@ -121,7 +130,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--out-link", metavar="PATH", help="GC root for the result")
     p.set_defaults(handler=_run)
 
-    p = sub.add_parser("schema", parents=[common], help="print the JSON Schema of SPEC")
+    p = sub.add_parser("schema", parents=[common_only], help="print the JSON Schema of SPEC")
     p.set_defaults(handler=_schema)
 
 
@@ -179,6 +188,12 @@ def _show_rendered(result: Any, args: argparse.Namespace) -> None:
         info(f"--- {path}\n{text}")
 
 
+def _nix(args: argparse.Namespace) -> Any:
+    from nixlayer.nix.runner import Nix
+
+    return Nix(options=[x for name, value in args.option for x in ("--option", name, value)])
+
+
 def _render(args: argparse.Namespace) -> int:
     from nixlayer.flows.render import render_config
 
@@ -198,7 +213,7 @@ def _render(args: argparse.Namespace) -> int:
 def _lock(args: argparse.Namespace) -> int:
     from nixlayer.flows.lock import lock_config
 
-    result = lock_config(args.config_dir, update_library=args.update_library)
+    result = lock_config(args.config_dir, update_library=args.update_library, nix=_nix(args))
     if args.json:
         emit_json(result.to_json())
     else:
@@ -216,6 +231,7 @@ def _build(args: argparse.Namespace) -> int:
             out_link=args.out_link,
             system=args.system,
             configuration=args.configuration,
+            nix=_nix(args),
             progress=progress,
         )
     _print_closure(result.to_json() if args.json else result.closure(), args.json)
@@ -233,6 +249,7 @@ def _run(args: argparse.Namespace) -> int:
             library=args.library,
             catalog=_catalog_from_args(args),
             out_link=args.out_link,
+            nix=_nix(args),
             progress=progress,
             on_rendered=lambda r: _show_rendered(r, args),
         )

@@ -50,7 +50,7 @@ class Override(BaseModel):
     @field_validator("pkg")
     @classmethod
     def _pkg(cls, v: str) -> str:
-        if not PKG_RE.match(v):
+        if not PKG_RE.fullmatch(v):
             raise ValueError(f"must match {PKG_RE.pattern}")
         return v
 
@@ -90,14 +90,14 @@ class VMSpec(BaseModel):
     @field_validator("vm_name")
     @classmethod
     def _vm_name(cls, v: str) -> str:
-        if not VM_NAME_RE.match(v):
+        if not VM_NAME_RE.fullmatch(v):
             raise ValueError(f"must match {VM_NAME_RE.pattern}")
         return v
 
     @field_validator("user_name")
     @classmethod
     def _user_name(cls, v: str) -> str:
-        if not USER_NAME_RE.match(v) or len(v) > 32:
+        if not USER_NAME_RE.fullmatch(v) or len(v) > 32:
             raise ValueError("must be a POSIX user name (lower case, digits, _ and -; 32 at most)")
         return v
 

@@ -39,7 +39,7 @@ def string(value: str) -> str:
 
 
 def is_identifier(name: str) -> bool:
-    return bool(_IDENT.match(name)) and name not in _KEYWORDS
+    return bool(_IDENT.fullmatch(name)) and name not in _KEYWORDS
 
 
 def attr_name(name: str) -> str:
@@ -80,7 +80,7 @@ def _list_item(v: NixValue, indent: int) -> str:
     text = value(v, indent)
     # Function applications and other compound raw expressions need parentheses
     # to stay one list element.
-    if isinstance(v, Raw) and not _IDENT_PATH.match(text):
+    if isinstance(v, Raw) and not _IDENT_PATH.fullmatch(text):
         return f"({text})"
     return text
 
