@@ -200,3 +200,51 @@ def test_concurrent_full_runs_on_one_vm_both_succeed(stand_in: StandIn, tmp_path
     assert [p.returncode for p in procs] == [0, 0, 0], outs
     assert len({json.loads(o)["toplevel"] for o, _ in outs}) == 1
     json.loads((tmp_path / "vms" / "vm" / "flake.lock").read_text())
+
+
+def test_progress_on_a_terminal(stand_in: StandIn, tmp_path: Path) -> None:
+    import pty
+
+    assert (
+        cli("render", str(_spec(tmp_path, stand_in)), "--root", str(tmp_path), "-q").returncode == 0
+    )
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [nixlayer_bin(), "build", str(tmp_path / "vm")],
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        text=True,
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data.decode(errors="replace"))
+    assert proc.wait(timeout=60) == 0
+    os.close(primary)
+    screen = "".join(chunks)
+    assert "--log-format internal-json" in screen  # progress was requested from nix
+    assert "@nix {" not in screen  # and parsed, never shown raw
+    assert "toplevel=" in (proc.stdout.read() if proc.stdout else "")
+
+
+def test_interrupt_exits_130_and_writes_nothing(stand_in: StandIn, tmp_path: Path) -> None:
+    import signal
+
+    root = tmp_path / "vms"
+    (root / ".nixlayer" / "locks").mkdir(parents=True)
+    fd = os.open(root / ".nixlayer" / "locks" / "vm.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        proc = _start("render", str(_spec(tmp_path, stand_in)), "--root", str(root))
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        os.close(fd)
+    assert not (root / "vm").exists()

@@ -217,3 +217,25 @@ def test_lock_speaks_the_detected_dialect(
         assert not any("--update-input" in c for c in lock_calls)
     else:
         assert lock_calls[-1] == f"flake lock path:{tmp_path}/vms/vm --update-input fio-src"
+
+
+def test_spec_update_lock_and_forced_host_role(own_stand_in: StandIn, tmp_path: Path) -> None:
+    lib = own_stand_in.library
+    spec = VMSpec(
+        vm_name="ctl",
+        profiles=("controller",),
+        test_suites=(),
+        library=str(lib),
+        force_host_roles=True,
+    )
+    first = run_closure(spec, root=tmp_path).build
+    rec = _record(first.toplevel)
+    assert rec["nixos-flake"]["controller"]["enable"] is True
+    assert {"libvirt", "qemu"} <= {p["pname"] for p in rec["systemPackages"]}
+    controller = lib / "modules/profiles/controller.nix"
+    controller.write_text(controller.read_text().replace("pkgs.qemu ]", "pkgs.qemu pkgs.socat ]"))
+    same = run_closure(spec, root=tmp_path)
+    assert same.build.toplevel == first.toplevel and same.lock.warnings
+    moved = run_closure(spec.model_copy(update={"update_lock": True}), root=tmp_path)
+    assert "nixos-flake" in moved.lock.updated_inputs
+    assert "socat" in {p["pname"] for p in _record(moved.build.toplevel)["systemPackages"]}

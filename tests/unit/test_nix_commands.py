@@ -101,4 +101,5 @@ def test_progress_folds_internal_json() -> None:
     p.feed(_ev(action="stop", id=2))
     p.feed(_ev(action="msg", level=0, msg="\x1b[31;1merror:\x1b[0m boom"))
     assert p.errors() == ["error: boom"]
-    assert p.summary() == "[3/10] evaluating"
+    assert p.summary() == "[3/10] building"
+    assert BuildProgress().summary() == "evaluating"

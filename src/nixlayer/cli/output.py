@@ -7,10 +7,31 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nixlayer.nix.progress import BuildProgress
-from nixlayer.nix.runner import ProgressCallback
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from nixlayer.nix.progress import BuildProgress
+    from nixlayer.nix.runner import ProgressCallback
+
+
+# While a live status line is shown, other stderr output goes through its console
+# so the two do not overwrite each other.
+class _LiveConsole:
+    console: Console | None = None
+
+
+_live_state = _LiveConsole()
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    def emit(self, record: logging.LogRecord) -> None:
+        live = _live_state.console
+        if live is not None:
+            live.print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+        else:
+            super().emit(record)
 
 
 class _StderrFormatter(logging.Formatter):
@@ -22,7 +43,7 @@ class _StderrFormatter(logging.Formatter):
 
 
 def setup_logging(verbose: int, quiet: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler(sys.stderr)
     handler.setFormatter(_StderrFormatter())
     root = logging.getLogger("nixlayer")
     root.handlers[:] = [handler]
@@ -36,7 +57,11 @@ def emit_json(data: Any) -> None:
 
 
 def info(text: str) -> None:
-    sys.stderr.write(text if text.endswith("\n") else text + "\n")
+    live = _live_state.console
+    if live is not None:
+        live.print(text.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
+    else:
+        sys.stderr.write(text if text.endswith("\n") else text + "\n")
 
 
 def error(text: str) -> None:
@@ -57,4 +82,8 @@ def build_progress(enabled: bool) -> Iterator[ProgressCallback | None]:
         def update(state: BuildProgress) -> None:
             status.update(f"nix: {state.summary()}")
 
-        yield update
+        _live_state.console = console
+        try:
+            yield update
+        finally:
+            _live_state.console = None

@@ -81,7 +81,9 @@ class BuildProgress:
         more = len(self.running) - 3
         tail = f" (+{more} more)" if more > 0 else ""
         count = f"[{self.done}/{self.expected}] " if self.expected else ""
-        return f"{count}building {names}{tail}" if names else f"{count}evaluating"
+        if names:
+            return f"{count}building {names}{tail}"
+        return f"{count}building" if self.expected else "evaluating"
 
 
 def _short_name(path: str) -> str:
