@@ -199,14 +199,22 @@ def _render(args: argparse.Namespace) -> int:
 
     spec = _spec_from_args(args)
     result = render_config(
-        spec, root=args.root, library=args.library, catalog=_catalog_from_args(args)
+        spec,
+        root=args.root,
+        library=args.library,
+        catalog=_catalog_from_args(args),
+        nix=_nix(args),
     )
     _show_rendered(result, args)
+    changed = ", ".join(result.changed) or "nothing changed"
+    return _report(args, result.to_json(), f"rendered {result.config_dir} ({changed})")
+
+
+def _report(args: argparse.Namespace, data: dict[str, Any], line: str) -> int:
     if args.json:
-        emit_json(result.to_json())
+        emit_json(data)
     else:
-        changed = ", ".join(result.changed) or "nothing changed"
-        print(f"rendered {result.config_dir} ({changed})")
+        print(line)
     return 0
 
 
@@ -214,12 +222,8 @@ def _lock(args: argparse.Namespace) -> int:
     from nixlayer.flows.lock import lock_config
 
     result = lock_config(args.config_dir, update_library=args.update_library, nix=_nix(args))
-    if args.json:
-        emit_json(result.to_json())
-    else:
-        moved = ", ".join(result.updated_inputs) or "no existing pins moved"
-        print(f"locked {result.lock_file} ({moved})")
-    return 0
+    moved = ", ".join(result.updated_inputs) or "no existing pins moved"
+    return _report(args, result.to_json(), f"locked {result.lock_file} ({moved})")
 
 
 def _build(args: argparse.Namespace) -> int:
