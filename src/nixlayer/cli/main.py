@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from nixlayer import __version__
-from nixlayer.cli import closure
+from nixlayer.cli import closure, plan
 from nixlayer.cli.output import error, setup_logging
 from nixlayer.errors import NixError, NixlayerError
 
@@ -24,12 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(
         prog="nixlayer",
-        description="Build per-VM NixOS closures from a typed spec, on a library such as "
-        "linux-kdevops/nixos-flake.",
+        description="Build per-VM NixOS closures from a typed spec, and predict NixOS "
+        "switches before doing them.",
     )
     parser.add_argument("--version", action="version", version=f"nixlayer {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     closure.register(sub, common)
+    plan.register(sub, common)
     return parser
 
 

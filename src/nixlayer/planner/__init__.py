@@ -1,0 +1,1 @@
+"""Predict what switch-to-configuration will stop, start, restart and reload."""

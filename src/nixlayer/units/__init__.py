@@ -1,0 +1,1 @@
+"""systemd unit files as switch-to-configuration reads them: parse, merge, compare."""
