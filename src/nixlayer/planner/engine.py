@@ -163,7 +163,8 @@ class Planner:
 
     def _compare(self, unit: str, base: str) -> tuple[Change, Unit]:
         old, new = self.i.old, self.i.new
-        if old.fingerprint(unit, base) == new.fingerprint(unit, base):
+        fingerprint = old.fingerprint(unit, base)
+        if fingerprint is not None and fingerprint == new.fingerprint(unit, base):
             return Change.EQUAL, {}
         old_texts, new_texts = old.texts(unit, base), new.texts(unit, base)
         if old_texts == new_texts:

@@ -53,8 +53,14 @@ def _parse_fast(text: str) -> list[Entry] | None:
         if m is None:
             return None
         value = line[m.end() :].lstrip(" \t")
-        if value[:1] in ('"', "'") or "\\" in value:
+        if "\\" in value:
             return None
+        if value[:1] in ('"', "'"):
+            # A quoted value closed on its own line: the quoted text, then the rest.
+            end = value.find(value[0], 1)
+            if end < 0:
+                return None
+            value = value[1:end] + value[end + 1 :]
         if section is not None:
             out.append((section, line[: m.start()].strip(), value.strip()))
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from nixlayer.units.ini import IniError, parse_entries
@@ -56,30 +57,65 @@ class UnitTree:
 
     path: Path
 
+    @cached_property
+    def _dir(self) -> str:
+        return str(self.path)
+
+    @cached_property
+    def _names(self) -> frozenset[str]:
+        # One listing instead of a failed lookup per unit for every missing drop-in dir.
+        try:
+            return frozenset(os.listdir(self.path))
+        except OSError:
+            return frozenset()
+
     def file(self, name: str) -> Path:
         return self.path / name
 
     def exists(self, name: str) -> bool:
         # A /dev/null symlink counts as existing; a dangling link does not.
-        return os.path.exists(self.path / name)
+        return name in self._names and os.path.exists(os.path.join(self._dir, name))
 
     def masked(self, name: str) -> bool:
         return is_masked(self.path / name)
 
     def dropins(self, name: str) -> list[Path]:
-        d = self.path / f"{name}.d"
+        return [Path(p) for p in self._dropin_paths(name)]
+
+    def _dropin_paths(self, name: str) -> list[str]:
+        if f"{name}.d" not in self._names:
+            return []
+        d = os.path.join(self._dir, f"{name}.d")
         try:
             names = sorted(e for e in os.listdir(d) if e.endswith(".conf"))
         except (FileNotFoundError, NotADirectoryError):
             return []
-        return [d / e for e in names]
+        return [os.path.join(d, e) for e in names]
+
+    def _source_paths(self, unit: str, base: str) -> list[str]:
+        files = [os.path.join(self._dir, base), *self._dropin_paths(base)]
+        if unit != base:
+            files += self._dropin_paths(unit)
+        return files
 
     def sources(self, unit: str, base: str) -> list[Path]:
         """The files that make up `unit`, in merge order."""
-        files = [self.file(base), *self.dropins(base)]
-        if unit != base:
-            files += self.dropins(unit)
-        return files
+        return [Path(p) for p in self._source_paths(unit, base)]
+
+    def texts(self, unit: str, base: str) -> list[str]:
+        out = []
+        for path in self._source_paths(unit, base):
+            if os.path.islink(path) and os.path.realpath(path) == "/dev/null":
+                out.append("")
+                continue
+            try:
+                with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+                    out.append(fh.read())
+            except FileNotFoundError:
+                raise UnitFileError(Path(path), "no such unit file") from None
+            except OSError as exc:
+                raise UnitFileError(Path(path), f"cannot read: {exc.strerror}") from exc
+        return out
 
     def parse(self, unit: str, base: str, texts: list[str] | None = None) -> Unit:
         try:
@@ -87,24 +123,14 @@ class UnitTree:
         except IniError as exc:
             raise UnitFileError(self.file(base), f"cannot parse: {exc}") from exc
 
-    def texts(self, unit: str, base: str) -> list[str]:
-        out = []
-        for path in self.sources(unit, base):
-            if is_masked(path):
-                out.append("")
-                continue
-            try:
-                out.append(path.read_text(encoding="utf-8", errors="surrogateescape"))
-            except FileNotFoundError:
-                raise UnitFileError(path, "no such unit file") from None
-            except OSError as exc:
-                raise UnitFileError(path, f"cannot read: {exc.strerror}") from exc
-        return out
-
-    def fingerprint(self, unit: str, base: str) -> tuple[tuple[str, str], ...] | None:
-        """Resolved paths of the unit's files: equal fingerprints mean equal units
-        (NixOS links unchanged units to the same store path)."""
+    def fingerprint(self, unit: str, base: str) -> tuple[tuple[str, int, int], ...] | None:
+        """The identity of the unit's files: equal fingerprints mean equal units
+        (NixOS links an unchanged unit to the same store file)."""
         try:
-            return tuple((p.name, os.path.realpath(p)) for p in self.sources(unit, base))
+            out = []
+            for p in self._source_paths(unit, base):
+                st = os.stat(p)
+                out.append((os.path.basename(p), st.st_dev, st.st_ino))
+            return tuple(out)
         except OSError:
             return None
