@@ -11,7 +11,40 @@ import pytest
 from nixlayer.planner.plan import plan_switch
 from tests.planner.scenarios import MASK, SCENARIOS, Scenario, UnitFiles
 
-A_LINE = "activating the configuration..."
+WARN = (
+    "WARN: restarting or reloading systemd units from the activation script is deprecated "
+    "and will be removed in NixOS 26.11."
+)
+
+
+def expected_lines(sc: Scenario) -> list[str]:
+    """The lines §11 prescribes for a scenario's expected lists (the explicit `lines`
+    of a scenario are checked as well)."""
+    dry = sc.action == "dry-activate"
+    lines = [f"{'would stop' if dry else 'stopping'} swap device: {d}" for d in sc.swapoff]
+    if sc.stop:
+        lines.append(
+            f"{'would stop' if dry else 'stopping'} the following units: {', '.join(sc.stop)}"
+        )
+    if sc.skip:
+        verb = "would NOT stop" if dry else "NOT restarting"
+        lines.append(f"{verb} the following changed units: {', '.join(sc.skip)}")
+    lines.append(
+        "would activate the configuration..." if dry else "activating the configuration..."
+    )
+    prefix = "dry-activation" if dry else "activation"
+    if any(name.startswith(f"{prefix}-") for name in sc.lists):
+        lines.append(WARN)
+    if sc.system_conf is not None:
+        lines.append("would restart systemd" if dry else "restarting systemd...")
+    for verb, dry_verb, units in (
+        ("reloading", "would reload", sc.reload),
+        ("restarting", "would restart", sc.restart),
+        ("starting", "would start", sc.start),
+    ):
+        if units:
+            lines.append(f"{dry_verb if dry else verb} the following units: {', '.join(units)}")
+    return lines
 
 
 def write_tree(root: Path, units: UnitFiles, fstab: str, system_conf: str | None) -> None:
@@ -85,6 +118,7 @@ def test_scenario(tmp_path: Path, sc: Scenario) -> None:
         "swapoff": sc.swapoff,
     }
     assert got == want
+    assert plan["lines"] == expected_lines(sc)
     if sc.lines is not None:
         assert plan["lines"] == sc.lines
     assert plan["restart_systemd"] is (sc.system_conf is not None)
