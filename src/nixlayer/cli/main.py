@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from nixlayer import __version__
-from nixlayer.cli import closure, plan
+from nixlayer.cli import closure, plan, switch
 from nixlayer.cli.output import error, setup_logging
 from nixlayer.errors import NixError, NixlayerError
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     closure.register(sub, common)
     plan.register(sub, common)
+    switch.register(sub, common)
     return parser
 
 

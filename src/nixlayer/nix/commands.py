@@ -58,3 +58,26 @@ def flake_metadata(flake_ref: str) -> Argv:
 def eval_json(installable: str, apply: str | None = None) -> Argv:
     argv = ["eval", "--json", installable]
     return [*argv, "--apply", apply] if apply else argv
+
+
+def eval_file_json(path: Path, apply: str) -> Argv:
+    """Evaluate a plain Nix file (e.g. a flake.nix's top-level attribute set)."""
+    return ["eval", "--json", "--file", str(path), "--apply", apply]
+
+
+def override_input(name: str, ref: str) -> Argv:
+    return ["--override-input", name, ref]
+
+
+def flake_lock_override(flake_ref: str, name: str, ref: str) -> Argv:
+    """Rewrite one input's lock entry (and only that one) to `ref`."""
+    return ["flake", "lock", flake_ref, *override_input(name, ref)]
+
+
+def profile_set(profile: Path, store_path: str) -> Argv:
+    """`nix-env` arguments (run with the nix-env tool) that make a new generation."""
+    return ["-p", str(profile), "--set", store_path]
+
+
+def profile_rollback(profile: Path) -> Argv:
+    return ["-p", str(profile), "--rollback"]

@@ -36,8 +36,13 @@ class Nix:
     options: Sequence[str] = ()
     env: Mapping[str, str] | None = None
 
-    def argv(self, args: Sequence[str]) -> list[str]:
-        return [self.binary, *args, *self.options]
+    def argv(self, args: Sequence[str], tool: str = "nix") -> list[str]:
+        if tool == "nix":
+            return [self.binary, *args, *self.options]
+        # Other Nix tools (nix-env) come from the same installation as `nix`.
+        found = shutil.which(self.binary)
+        sibling = os.path.join(os.path.dirname(found), tool) if found else tool
+        return [sibling if os.path.exists(sibling) else tool, *args, *self.options]
 
     def version(self) -> NixVersion:
         """Detect once per binary per process."""
@@ -58,18 +63,19 @@ class Nix:
         *,
         cwd: str | None = None,
         progress: ProgressCallback | None = None,
+        tool: str = "nix",
     ) -> subprocess.CompletedProcess[str]:
         """Run `nix args...`; raise NixError on a non-zero exit.
 
         With `progress`, stderr is read line by line as internal JSON and each
         update is handed to the callback (the argv must ask for that log format).
         """
-        argv = self.argv(args)
+        argv = self.argv(args, tool)
         line = shlex.join(argv)
         log.info("$ %s", line)
-        if shutil.which(self.binary) is None and not os.path.exists(self.binary):
+        if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
             raise NixNotFoundError(
-                f"cannot find {self.binary!r}: install Nix, or set NIXLAYER_NIX to its path"
+                f"cannot find {argv[0]!r}: install Nix, or set NIXLAYER_NIX to its path"
             )
         env = {**os.environ, **self.env} if self.env else None
         if progress is None:

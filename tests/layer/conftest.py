@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import FIXTURES, REPO, run_nix
+
+NIXLIB = REPO / "nixlib"
+
+
+@dataclass(frozen=True)
+class Layered:
+    root: Path
+    base: Path
+    job: Path
+    nixpkgs_a: Path
+    nixpkgs_b: Path
+    base_toplevel: str
+    current: Path  # what /run/current-system would be: the base's system
+    units: Path
+    profile: Path
+    runtime: Path
+    stc_log: Path
+    env: dict[str, str]
+
+    def args(self, *extra: str, job: Path | None = None) -> list[str]:
+        return [
+            "switch",
+            str(job or self.job),
+            "--base",
+            str(self.base),
+            "--kind",
+            "nixos",
+            "--name",
+            "runner",
+            "--current",
+            str(self.current),
+            "--units",
+            str(self.units),
+            "--runtime-dir",
+            str(self.runtime),
+            "--profile",
+            str(self.profile),
+            *extra,
+        ]
+
+    def stc_calls(self) -> list[str]:
+        return self.stc_log.read_text().splitlines() if self.stc_log.exists() else []
+
+    def job_variant(self, name: str, job_nix: str) -> Path:
+        d = self.root / name
+        shutil.copytree(self.job, d)
+        (d / "job.nix").write_text(job_nix)
+        return d
+
+
+def lock_job(job: Path, nixpkgs: Path, base: Path) -> None:
+    run_nix(
+        "flake",
+        "lock",
+        f"path:{job}",
+        "--override-input",
+        "nixpkgs",
+        f"path:{nixpkgs}",
+        "--override-input",
+        "nixlayer",
+        f"path:{NIXLIB}",
+        "--override-input",
+        "base",
+        f"path:{base}",
+    )
+
+
+@pytest.fixture
+def layered(tmp_path: Path, nix_available: None) -> Layered:
+    a, b = tmp_path / "nixpkgs-a", tmp_path / "nixpkgs-b"
+    shutil.copytree(FIXTURES / "nixpkgs", a)
+    shutil.copytree(FIXTURES / "nixpkgs", b)
+    (b / "pkgs/revision").write_text("stand-in-b\n")
+    base, job = tmp_path / "base", tmp_path / "job"
+    shutil.copytree(FIXTURES / "runner-base", base)
+    shutil.copytree(FIXTURES / "job", job)
+    run_nix(
+        "flake",
+        "lock",
+        f"path:{base}",
+        "--override-input",
+        "nixpkgs",
+        f"path:{a}",
+        "--override-input",
+        "nixlayer",
+        f"path:{NIXLIB}",
+    )
+    lock_job(job, b, base)
+    out = run_nix(
+        "build",
+        "--json",
+        "--no-link",
+        f"path:{base}#nixosConfigurations.runner.config.system.build.toplevel",
+    )
+    toplevel = json.loads(out)[0]["outputs"]["out"]
+    current = tmp_path / "current-system"
+    os.symlink(toplevel, current)
+    units = tmp_path / "units.json"
+    names = sorted(os.listdir(Path(toplevel) / "etc/systemd/system"))
+    units.write_text(
+        json.dumps(
+            [{"unit": n, "load": "loaded", "active": "active", "sub": "running"} for n in names]
+        )
+    )
+    profile = tmp_path / "profiles" / "system"
+    profile.parent.mkdir()
+    run_nix_env = shutil.which("nix-env") or "nix-env"
+    os.system(f"{run_nix_env} -p {profile} --set {toplevel} >/dev/null 2>&1")
+    cgroup = tmp_path / "cgroup"
+    cgroup.write_text("0::/system.slice/gitlab-runner.service\n")
+    stc_log = tmp_path / "stc.log"
+    env = {
+        "NIXLAYER_FAKE_STC_LOG": str(stc_log),
+        "NIXLAYER_CGROUP_FILE": str(cgroup),
+        "NIXLAYER_REGISTRY": str(tmp_path / "no-registry.json"),
+        "NIXLAYER_BASE": "",
+    }
+    return Layered(
+        root=tmp_path,
+        base=base,
+        job=job,
+        nixpkgs_a=a,
+        nixpkgs_b=b,
+        base_toplevel=toplevel,
+        current=current,
+        units=units,
+        profile=profile,
+        runtime=tmp_path / "run",
+        stc_log=stc_log,
+        env=env,
+    )
