@@ -83,6 +83,8 @@ def layered(tmp_path: Path, nix_available: None) -> Layered:
     shutil.copytree(FIXTURES / "nixpkgs", b)
     (b / "pkgs/revision").write_text("stand-in-b\n")
     base, job = tmp_path / "base", tmp_path / "job"
+    sm = tmp_path / "system-manager"
+    shutil.copytree(FIXTURES / "system-manager", sm)
     shutil.copytree(FIXTURES / "runner-base", base)
     shutil.copytree(FIXTURES / "job", job)
     run_nix(
@@ -95,6 +97,9 @@ def layered(tmp_path: Path, nix_available: None) -> Layered:
         "--override-input",
         "nixlayer",
         f"path:{NIXLIB}",
+        "--override-input",
+        "system-manager",
+        f"path:{sm}",
     )
     lock_job(job, b, base)
     out = run_nix(
