@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from nixlayer.errors import InputError, LibraryError
+from nixlayer.flakeref import normalize_ref
 from nixlayer.models.catalog import NIXOS_FLAKE_CATALOG, Catalog
 from nixlayer.nix import commands
 from nixlayer.nix.runner import Nix
@@ -27,26 +27,6 @@ class Library:
     template: str
     template_origin: str
     catalog: Catalog
-
-
-def normalize_ref(raw: str) -> tuple[str, Path | None]:
-    """A flake ref with `~` expanded and local paths made absolute `path:` refs.
-
-    Returns the ref and, for local refs, the directory it names.
-    """
-    ref = raw.strip()
-    if not ref:
-        raise InputError("library", "empty flake ref")
-    if ref.startswith(("/", "./", "../", "~")) or ref in (".", ".."):
-        path = Path(os.path.expanduser(ref)).absolute()
-        return f"path:{path}", path
-    for scheme in ("path:", "git+file://", "git+file:"):
-        if ref.startswith(scheme):
-            rest, sep, query = ref[len(scheme) :].partition("?")
-            path = Path(os.path.expanduser(rest)).absolute()
-            norm = ("path:" if scheme == "path:" else "git+file://") + str(path)
-            return norm + (sep + query if sep else ""), path
-    return ref, None
 
 
 def resolve_library(raw: str, nix: Nix | None = None, catalog: Catalog | None = None) -> Library:

@@ -78,6 +78,11 @@ def lock_job(job: Path, nixpkgs: Path, base: Path) -> None:
 
 @pytest.fixture
 def layered(tmp_path: Path, nix_available: None) -> Layered:
+    return make_layered(tmp_path)
+
+
+def make_layered(tmp_path: Path) -> Layered:
+    """A runner base and a job, each on its own stand-in nixpkgs, locked and built."""
     a, b = tmp_path / "nixpkgs-a", tmp_path / "nixpkgs-b"
     shutil.copytree(FIXTURES / "nixpkgs", a)
     shutil.copytree(FIXTURES / "nixpkgs", b)

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from nixlayer.errors import LibraryError
+from nixlayer.flakeref import normalize_ref
 from nixlayer.fsutil import write_files_atomically
-from nixlayer.library import normalize_ref, resolve_library
+from nixlayer.library import resolve_library
 from nixlayer.models.spec import Override, VMSpec, resolve_spec
 from nixlayer.render.flake import render_flake
 from nixlayer.render.module import render_module
