@@ -49,7 +49,8 @@ class Nix:
         with _version_lock:
             cached = _version_cache.get(self.binary)
             if cached is None:
-                out = self.run(commands.version()).stdout
+                # Without self.options: they are for real work, not the version probe.
+                out = Nix(binary=self.binary, env=self.env).run(commands.version()).stdout
                 try:
                     cached = parse_version(out)
                 except ValueError as exc:

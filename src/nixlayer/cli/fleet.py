@@ -1,0 +1,114 @@
+"""`nixlayer fleet build` and `nixlayer windmill export`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from nixlayer.cli.output import emit_json
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    fleet = sub.add_parser("fleet", help="many VM closures at once")
+    fsub = fleet.add_subparsers(dest="fleet_command", required=True, metavar="COMMAND")
+    p = fsub.add_parser(
+        "build",
+        parents=[common],
+        help="render, lock and build every VM of FLEET",
+        description="Render, lock and build every VM of FLEET (a YAML/JSON file with `defaults` "
+        "and `vms`, or a directory of spec files). One broken VM does not stop the others; the "
+        "exit code is 0 only when all were built.",
+    )
+    p.add_argument("fleet", metavar="FLEET")
+    p.add_argument("--jobs", "-j", type=int, default=1, help="VMs in flight at once (default 1)")
+    p.add_argument("--root", metavar="DIR", help="config root (as for `nixlayer run`)")
+    p.add_argument("--library", metavar="FLAKEREF", help="library for VMs whose spec has none")
+    g = p.add_argument_group("Nix distributed builds (passed to every nix call)")
+    g.add_argument(
+        "--builders",
+        metavar="SPEC",
+        help="remote builders, e.g. @/etc/nix/machines or 'ssh://b1 x86_64-linux'",
+    )
+    g.add_argument("--max-jobs", metavar="N", help="local build jobs (0: only remote builders)")
+    g.add_argument("--store", metavar="URL", help="the store to build in")
+    g.add_argument("--eval-store", metavar="URL", help="the store to evaluate in")
+    p.set_defaults(handler=_fleet_build)
+
+    wm = sub.add_parser("windmill", help="Windmill workspace fragments")
+    wsub = wm.add_subparsers(dest="windmill_command", required=True, metavar="COMMAND")
+    p = wsub.add_parser(
+        "export",
+        parents=[common],
+        help="write render_config/lock_config/build_closure scripts and a flow",
+        description="Write a Windmill workspace fragment under DIR: one Python script per step "
+        "with its .script.yaml, and build.flow/flow.yaml (OpenFlow, same_worker).",
+    )
+    p.add_argument("directory", metavar="DIR")
+    p.add_argument("--folder", default="f/nixlayer", help="Windmill folder (default f/nixlayer)")
+    p.set_defaults(handler=_windmill_export)
+
+
+def _nix_options(args: argparse.Namespace) -> list[str]:
+    out: list[str] = []
+    if args.builders is not None:
+        out += ["--option", "builders", args.builders]
+    if args.max_jobs is not None:
+        out += ["--max-jobs", str(args.max_jobs)]
+    if args.store:
+        out += ["--store", args.store]
+    if args.eval_store:
+        out += ["--eval-store", args.eval_store]
+    return out
+
+
+def _fleet_build(args: argparse.Namespace) -> int:
+    from nixlayer.errors import InputError
+    from nixlayer.flows.fleet import fleet_build
+    from nixlayer.models.fleet import load_fleet
+    from nixlayer.nix.runner import Nix
+
+    if args.jobs < 1:
+        raise InputError("--jobs", f"must be at least 1, got {args.jobs}")
+    entries = load_fleet(args.fleet)
+    outcomes = fleet_build(
+        entries,
+        root=args.root,
+        library=args.library,
+        jobs=args.jobs,
+        nix=Nix(options=_nix_options(args)),
+    )
+    ok = all(o.status == "built" for o in outcomes)
+    if args.json:
+        emit_json({"ok": ok, "vms": [o.to_json() for o in outcomes]})
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("VM", "status", "toplevel", "time", box=None, pad_edge=False)
+        for o in outcomes:
+            style = "green" if o.status == "built" else "red"
+            table.add_row(
+                o.name,
+                f"[{style}]{o.status}[/]",
+                o.toplevel or (o.error or ""),
+                f"{o.seconds:.1f}s",
+            )
+        # On a pipe, one row per line (no wrapping at an assumed 80 columns).
+        width = None if sys.stdout.isatty() else 100_000
+        Console(file=sys.stdout, highlight=False, width=width).print(table)
+        built = sum(o.status == "built" for o in outcomes)
+        print(f"{built}/{len(outcomes)} built")
+    return 0 if ok else 1
+
+
+def _windmill_export(args: argparse.Namespace) -> int:
+    from nixlayer.windmill.export import export
+
+    written = export(args.directory, folder=args.folder)
+    if args.json:
+        emit_json({"written": [str(p) for p in written]})
+    else:
+        for p in written:
+            print(p)
+    return 0

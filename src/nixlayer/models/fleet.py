@@ -1,0 +1,86 @@
+"""A fleet: many VM specs with shared defaults, from one file or a directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nixlayer.errors import InputError
+from nixlayer.models.spec import VMSpec
+
+SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+DEFAULTS_NAMES = ("defaults", "_defaults")
+
+
+@dataclass(frozen=True)
+class FleetEntry:
+    """One VM of a fleet: its spec, or why it is invalid (that VM alone fails)."""
+
+    name: str
+    spec: VMSpec | None
+    error: str | None = None
+
+
+def _merge(defaults: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    return {**defaults, **own}
+
+
+def _entry(name: str, data: Any, defaults: dict[str, Any], where: str) -> FleetEntry:
+    from nixlayer.specfile import validate_spec
+
+    if not isinstance(data, dict):
+        return FleetEntry(name, None, f"{where}: expected a mapping of spec fields")
+    if "vm_name" in data and data["vm_name"] != name:
+        return FleetEntry(name, None, f"{where}: vm_name {data['vm_name']!r} differs from {name!r}")
+    try:
+        return FleetEntry(name, validate_spec(_merge(defaults, {**data, "vm_name": name})))
+    except InputError as exc:
+        return FleetEntry(name, None, f"{where}: {exc}")
+
+
+def load_fleet(path: Path | str) -> list[FleetEntry]:
+    """A file `{defaults: {...}, vms: [{vm_name: ...}, ...] | {name: {...}}}`, or a
+    directory with one spec file per VM (name = file name) and an optional
+    defaults.yaml, as seed 001 discovers machines."""
+    from nixlayer.specfile import read_spec_data
+
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix in SPEC_SUFFIXES and f.is_file())
+        defaults: dict[str, Any] = {}
+        for f in files:
+            if f.stem in DEFAULTS_NAMES:
+                defaults = read_spec_data(str(f))
+        entries = [
+            _entry(f.stem, read_spec_data(str(f)), defaults, f.name)
+            for f in files
+            if f.stem not in DEFAULTS_NAMES
+        ]
+    else:
+        data = read_spec_data(str(p))
+        defaults = data.get("defaults") or {}
+        if not isinstance(defaults, dict):
+            raise InputError("defaults", "expected a mapping of spec fields")
+        vms = data.get("vms")
+        if isinstance(vms, dict):
+            entries = [_entry(str(n), v, defaults, f"vms.{n}") for n, v in vms.items()]
+        elif isinstance(vms, list):
+            entries = []
+            for i, v in enumerate(vms):
+                name = v.get("vm_name") if isinstance(v, dict) else None
+                if not isinstance(name, str):
+                    entries.append(FleetEntry(f"#{i}", None, f"vms[{i}]: no vm_name"))
+                else:
+                    entries.append(_entry(name, v, defaults, f"vms[{i}]"))
+        else:
+            raise InputError(
+                "vms", f"{p}: expected `vms` as a list of specs or a mapping name -> spec"
+            )
+    if not entries:
+        raise InputError("FLEET", f"{p} holds no VM specs")
+    names = [e.name for e in entries]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError("FLEET", f"VM {dupes[0]!r} appears twice")
+    return entries

@@ -1,0 +1,1 @@
+"""Windmill integration: step functions and the workspace fragment exporter."""
