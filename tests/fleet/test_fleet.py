@@ -26,7 +26,9 @@ def two_libraries(tmp_path: Path, nix_available: None) -> tuple[StandIn, StandIn
 
 
 def _fleet(tmp_path: Path, a: StandIn, b: StandIn) -> Path:
-    vms = [{"vm_name": f"a-{i}", "library": str(a.library)} for i in range(5)]
+    vms: list[dict[str, object]] = [
+        {"vm_name": f"a-{i}", "library": str(a.library)} for i in range(5)
+    ]
     vms += [{"vm_name": f"b-{i}", "library": str(b.library)} for i in range(4)]
     vms.append({"vm_name": "b-broken", "library": str(b.library), "test_suites": ["mmtests"]})
     fleet = tmp_path / "fleet.json"
