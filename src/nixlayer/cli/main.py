@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from nixlayer import __version__
-from nixlayer.cli import closure, fleet, plan, switch
+from nixlayer.cli import closure, fleet, plan, runner_store, switch
 from nixlayer.cli.output import error, setup_logging
 from nixlayer.errors import NixError, NixlayerError
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.register(sub, common)
     switch.register(sub, common)
     fleet.register(sub, common)
+    runner_store.register(sub, common)
     return parser
 
 

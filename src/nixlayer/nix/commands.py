@@ -81,3 +81,31 @@ def profile_set(profile: Path, store_path: str) -> Argv:
 
 def profile_rollback(profile: Path) -> Argv:
     return ["-p", str(profile), "--rollback"]
+
+
+def chroot_store(root: Path) -> str:
+    """A local store rooted elsewhere (its files under root/nix/store)."""
+    return f"local?root={root}"
+
+
+def path_info_all(store: str) -> Argv:
+    return ["path-info", "--all", "--store", store]
+
+
+def copy_paths(src: str, dst: str, paths: Sequence[str]) -> Argv:
+    """Copy paths between stores; Nix registers each one only once it is complete."""
+    return ["copy", "--no-check-sigs", "--from", src, "--to", dst, *paths]
+
+
+def verify_paths(store: str, paths: Sequence[str]) -> Argv:
+    """Check contents against the database (signatures are not the question here)."""
+    return ["store", "verify", "--no-trust", "--store", store, *paths]
+
+
+def chunks(paths: Sequence[str], size: int = 1000) -> list[Sequence[str]]:
+    """Split long path lists so no command line nears ARG_MAX."""
+    return [paths[i : i + size] for i in range(0, len(paths), size)]
+
+
+def verify_all(store: str) -> Argv:
+    return ["store", "verify", "--no-trust", "--store", store, "--all"]
