@@ -20,7 +20,13 @@ builtins.genList (i: derivation {
   name = "fixture-${toString i}";
   system = "x86_64-linux";
   builder = "/bin/sh";
-  args = [ "-c" "PATH=/usr/bin:/bin; mkdir -p $out/share; head -c ${toString size} /dev/zero | tr '\\\\0' '${toString (i - (i / 10) * 10)}' > $out/share/data; echo ${tag}-${toString i} > $out/id" ];
+  digit = toString (i - (i / 10) * 10);
+  args = [ "-c" ''
+    PATH=/usr/bin:/bin
+    mkdir -p $out/share
+    head -c ${toString size} /dev/zero | tr '\\0' "$digit" > $out/share/data
+    echo ${tag}-${toString i} > $out/id
+  '' ];
 }) n
 """
 
@@ -28,8 +34,22 @@ builtins.genList (i: derivation {
 def build_paths(work: Path, n: int, size: int, tag: str) -> list[str]:
     expr = work / f"fixtures-{tag}.nix"
     expr.write_text(DERIVATIONS)
-    out = run_nix("build", "--no-link", "--json", "-f", str(expr), "--argstr", "tag", tag,
-                  "--arg", "n", str(n), "--arg", "size", str(size))
+    out = run_nix(
+        "build",
+        "--no-link",
+        "--json",
+        "-f",
+        str(expr),
+        "--argstr",
+        "tag",
+        tag,
+        "--arg",
+        "n",
+        str(n),
+        "--arg",
+        "size",
+        str(size),
+    )
     return [o["outputs"]["out"] for o in json.loads(out)]
 
 
@@ -39,7 +59,9 @@ def image_root(work: Path, name: str, paths: list[str]) -> Path:
     return root
 
 
-def _layer_bytes(root: Path, members: list[str], gz: bool = False, whiteouts: tuple[str, ...] = ()) -> bytes:
+def _layer_bytes(
+    root: Path, members: list[str], gz: bool = False, whiteouts: tuple[str, ...] = ()
+) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
         for rel in members:
@@ -64,7 +86,7 @@ def layers_for(root: Path, split: int | None = None, whiteout: str | None = None
         return [_layer_bytes(root, [f"nix/store/{s}" for s in store] + _db_members())]
     lower = [f"nix/store/{s}" for s in store[:split]]
     upper = [f"nix/store/{s}" for s in store[split:]] + _db_members()
-    decoys = ()
+    decoys: tuple[str, ...] = ()
     if whiteout:
         decoy = root / "nix/store" / whiteout
         decoy.mkdir(exist_ok=True)
@@ -84,8 +106,9 @@ def docker_save(target: Path, layers: list[bytes]) -> Path:
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
         config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
-        manifest = json.dumps([{"Config": "config.json", "RepoTags": ["nixos/nix:test"],
-                                "Layers": names}]).encode()
+        manifest = json.dumps(
+            [{"Config": "config.json", "RepoTags": ["nixos/nix:test"], "Layers": names}]
+        ).encode()
         for name, data in (("config.json", config), ("manifest.json", manifest)):
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -106,16 +129,38 @@ def oci_layout(target: Path, layers: list[bytes], as_tar: bool = False) -> Path:
     for i, data in enumerate(layers):
         gz = i == len(layers) - 1
         blob = gzip.compress(data, mtime=0) if gz else data
-        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if gz else ""),
-                      "digest": put(blob), "size": len(blob)})
+        descs.append(
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if gz else ""),
+                "digest": put(blob),
+                "size": len(blob),
+            }
+        )
     config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
-    manifest = json.dumps({"schemaVersion": 2, "config": {
-        "mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(config),
-        "size": len(config)}, "layers": descs}).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": put(config),
+                "size": len(config),
+            },
+            "layers": descs,
+        }
+    ).encode()
     mdigest = put(manifest)
-    index = json.dumps({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": mdigest,
-        "size": len(manifest)}]}).encode()
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": mdigest,
+                    "size": len(manifest),
+                }
+            ],
+        }
+    ).encode()
     files = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}', "index.json": index}
     files.update({f"blobs/sha256/{d}": b for d, b in blobs.items()})
     if as_tar:

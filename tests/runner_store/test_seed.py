@@ -37,8 +37,9 @@ def seed(*args: str) -> subprocess.CompletedProcess[str]:
     return cli("runner-store", "seed", *args, "--json")
 
 
-def test_docker_save_seed_is_complete_and_incremental(image: tuple[Path, set[str], list[bytes]],
-                                                      tmp_path: Path) -> None:
+def test_docker_save_seed_is_complete_and_incremental(
+    image: tuple[Path, set[str], list[bytes]], tmp_path: Path
+) -> None:
     _root, expected, layers = image
     archive = docker_save(tmp_path / "image.tar", layers)
     d = tmp_path / "shared"
@@ -67,11 +68,17 @@ def test_oci_seed(image: tuple[Path, set[str], list[bytes]], tmp_path: Path, as_
     assert json.loads(proc.stdout)["verified"] == len(expected)
 
 
-def test_a_new_image_copies_only_what_changed(image: tuple[Path, set[str], list[bytes]],
-                                             tmp_path: Path) -> None:
-    root, expected, layers = image
+def test_a_new_image_copies_only_what_changed(
+    image: tuple[Path, set[str], list[bytes]], tmp_path: Path
+) -> None:
+    _root, expected, layers = image
     d = tmp_path / "shared"
-    assert seed("--image-archive", str(docker_save(tmp_path / "v1.tar", layers)), "--dir", str(d)).returncode == 0
+    assert (
+        seed(
+            "--image-archive", str(docker_save(tmp_path / "v1.tar", layers)), "--dir", str(d)
+        ).returncode
+        == 0
+    )
     extra = build_paths(tmp_path, n=2, size=1000, tag="v2")
     root2 = image_root(tmp_path, "img2", [*sorted(expected), *extra])
     v2 = docker_save(tmp_path / "v2.tar", layers_for(root2))
@@ -85,8 +92,19 @@ def test_kill_9_mid_seed_then_seed_again(tmp_path: Path) -> None:
     root = image_root(tmp_path, "big", paths)
     archive = docker_save(tmp_path / "big.tar", layers_for(root))
     d = tmp_path / "shared"
-    proc = subprocess.Popen([nixlayer_bin(), "runner-store", "seed", "--image-archive", str(archive),
-                             "--dir", str(d), "-q"], start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            nixlayer_bin(),
+            "runner-store",
+            "seed",
+            "--image-archive",
+            str(archive),
+            "--dir",
+            str(d),
+            "-q",
+        ],
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     store = d / "nix/store"
     # Kill once the copy into DIR has begun (some paths there, not all).
@@ -124,8 +142,36 @@ def test_bad_input_exit_2(tmp_path: Path, args: list[str], message: str) -> None
     archive = str(tmp_path / "missing.tar")
     if "--not-an-archive" in args:
         archive = str(f)
-    argv = [a.replace("FILE", str(f)).replace("OK", str(tmp_path / "ok")) for a in args
-            if not a.startswith("--image-archive-") and a != "--not-an-archive"]
+    argv = [
+        a.replace("FILE", str(f)).replace("OK", str(tmp_path / "ok"))
+        for a in args
+        if not a.startswith("--image-archive-") and a != "--not-an-archive"
+    ]
     proc = cli("runner-store", "seed", "--image-archive", archive, *argv, "-q")
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_status_of_a_seeded_store(
+    image: tuple[Path, set[str], list[bytes]], tmp_path: Path
+) -> None:
+    _root, expected, layers = image
+    d = tmp_path / "shared"
+    assert (
+        seed(
+            "--image-archive", str(docker_save(tmp_path / "i.tar", layers)), "--dir", str(d)
+        ).returncode
+        == 0
+    )
+    config = tmp_path / "config.toml"
+    config.write_text('[[runners]]\n  name = "a"\n  executor = "docker"\n')
+    out = json.loads(
+        cli("runner-store", "status", "--config", str(config), "--dir", str(d), "--json").stdout
+    )
+    assert out["store"]["healthy"] is True and out["store"]["valid_paths"] == len(expected)
+    assert out["store"]["bytes"] > 8 * 20_000
+    (d / "nix/store/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-leftover").mkdir()
+    out = json.loads(
+        cli("runner-store", "status", "--config", str(config), "--dir", str(d), "--json").stdout
+    )
+    assert out["store"]["healthy"] is False and "unregistered" in out["store"]["problem"]

@@ -113,13 +113,27 @@ def select(tables: list[Table], names: list[str], path: Path) -> list[Table]:
     return out
 
 
+def _add_key(table: Table, key: str, value: Any) -> None:
+    """Add a key with the indentation its sibling keys use."""
+    indent = next(
+        (
+            item.trivia.indent
+            for k, item in table.value.body
+            if k is not None and not isinstance(item, Table | AoT)
+        ),
+        "",
+    )
+    table.add(key, value)
+    table[key].trivia.indent = indent
+
+
 def _set_volumes(docker: Table, wanted: list[str]) -> None:
     existing = docker.get("volumes")
     if not isinstance(existing, Array):
         arr = tomlkit.array()
         arr.extend(wanted)
         arr.multiline(True)
-        docker["volumes"] = arr
+        _add_key(docker, "volumes", arr)
         return
     targets = {container_path(w) for w in wanted}
     # Replace managed mounts in place (first occurrence), drop duplicates, append the rest.
@@ -150,7 +164,7 @@ def _set_environment(runner: Table, mode: str) -> None:
         if not isinstance(env, Array):
             arr = tomlkit.array()
             arr.append("NIX_REMOTE=daemon")
-            runner["environment"] = arr
+            _add_key(runner, "environment", arr)
             return
         idx = [i for i, e in enumerate(env) if str(e).startswith("NIX_REMOTE=")]
         if not idx:
@@ -193,9 +207,12 @@ def configure(
         docker = runner.get("docker")
         if not isinstance(docker, Table):
             docker = tomlkit.table()
-            runner["docker"] = docker
+            runner.add("docker", docker)
         if image is not None and str(docker.get("image", "")) != image:
-            docker["image"] = image
+            if "image" in docker:
+                docker["image"] = image
+            else:
+                _add_key(docker, "image", image)
         if mode == "copy" and not DIGEST.search(str(docker.get("image", ""))):
             raise InputError(
                 "--image",
