@@ -92,14 +92,23 @@ def path_info_all(store: str) -> Argv:
     return ["path-info", "--all", "--store", store]
 
 
-def copy_paths(src: str, dst: str, paths: Sequence[str]) -> Argv:
-    """Copy paths between stores; Nix registers each one only once it is complete."""
-    return ["copy", "--no-check-sigs", "--from", src, "--to", dst, *paths]
+def path_info_json(store: str, paths: Sequence[str]) -> Argv:
+    return ["path-info", "--json", "--store", store, *paths]
 
 
-def verify_paths(store: str, paths: Sequence[str]) -> Argv:
-    """Check contents against the database (signatures are not the question here)."""
-    return ["store", "verify", "--no-trust", "--store", store, *paths]
+def hash_paths(paths: Sequence[str]) -> Argv:
+    """NAR hashes (SRI) of directories, one line each, in order."""
+    return ["hash", "path", "--type", "sha256", *paths]
+
+
+def dump_db(store: str, paths: Sequence[str]) -> Argv:
+    """`nix-store` arguments: the registration of `paths` (for --load-db)."""
+    return ["--dump-db", *paths, "--store", store]
+
+
+def load_db(store: str) -> Argv:
+    """`nix-store` arguments: register the paths described on stdin as valid."""
+    return ["--load-db", "--store", store]
 
 
 def chunks(paths: Sequence[str], size: int = 1000) -> list[Sequence[str]]:

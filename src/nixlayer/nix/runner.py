@@ -65,6 +65,7 @@ class Nix:
         cwd: str | None = None,
         progress: ProgressCallback | None = None,
         tool: str = "nix",
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run `nix args...`; raise NixError on a non-zero exit.
 
@@ -81,7 +82,7 @@ class Nix:
         env = {**os.environ, **self.env} if self.env else None
         if progress is None:
             proc = subprocess.run(
-                argv, check=False, capture_output=True, text=True, cwd=cwd, env=env
+                argv, check=False, capture_output=True, text=True, cwd=cwd, env=env, input=stdin
             )
             stderr = proc.stderr
         else:

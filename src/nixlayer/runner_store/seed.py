@@ -1,14 +1,16 @@
 """`runner-store seed`: take /nix/store and its database out of a pinned image into
 DIR, incrementally, resumably, and checked by Nix itself.
 
-Only store paths missing from DIR are extracted (the layers are read once, member
-contents skipped by seeking) and `nix copy` moves them in: Nix registers a path in
-DIR's database only once it is complete, so a killed seed leaves at worst
-unregistered leftovers, which the next seed removes first.
+Only store paths missing from DIR are extracted (member contents of other paths are
+skipped by seeking), into a hidden staging directory inside DIR's store. Nix checks
+each one's NAR hash against the image's database; only then is it renamed into
+place and registered as valid (`nix-store --load-db`). A killed seed therefore
+leaves at worst unregistered entries, which the next seed removes first.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -23,7 +25,7 @@ from nixlayer.errors import InputError, NixlayerError
 from nixlayer.fsutil import state_dir, target_lock
 from nixlayer.nix import commands
 from nixlayer.nix.runner import Nix
-from nixlayer.runner_store.archive import ImageArchive, docker_save_to
+from nixlayer.runner_store.archive import ImageArchive, ImageView, docker_save_to
 
 log = logging.getLogger("nixlayer")
 # The store root travels inside a store URI (local?root=DIR) and a docker volume spec.
@@ -139,11 +141,7 @@ def _seed(d: Path, archive: ImageArchive, stage: Path, full_verify: bool, nix: N
         len(missing),
     )
     if missing:
-        archive.extract(view, {os.path.basename(p) for p in missing}, stage)
-        for part in commands.chunks(missing):
-            nix.run(
-                commands.copy_paths(commands.chroot_store(stage), commands.chroot_store(d), part)
-            )
+        _install(d, archive, view, stage, missing, nix=nix)
     verified = _verify(d, image_valid, missing, full_verify, nix)
     return SeedResult(
         dir=str(d),
@@ -154,6 +152,56 @@ def _seed(d: Path, archive: ImageArchive, stage: Path, full_verify: bool, nix: N
     )
 
 
+PARTIAL = ".nixlayer-partial"
+
+
+def _install(
+    d: Path, archive: ImageArchive, view: ImageView, stage: Path, missing: list[str], *, nix: Nix
+) -> None:
+    """Extract, check, rename into place, register: in that order."""
+    partial = d / "nix/store" / PARTIAL
+    archive.extract(view, {os.path.basename(p) for p in missing}, partial)
+    image_store = commands.chroot_store(stage)
+    # In chunks, so that a killed seed keeps what it has registered so far.
+    for part in commands.chunks(missing, 200):
+        staged = [str(partial) + p for p in part]
+        got = nix.run(commands.hash_paths(staged)).stdout.split()
+        info = json.loads(nix.run(commands.path_info_json(image_store, part)).stdout)
+        want = {i["path"]: i["narHash"] for i in info}
+        for path, nar_hash in zip(part, got, strict=True):
+            if want.get(path) != nar_hash:
+                raise NixlayerError(
+                    f"{path}: extracted content does not match the image's database "
+                    f"({nar_hash} != {want.get(path)}); it was not registered"
+                )
+        for path in part:
+            _canonicalise(Path(str(partial) + path))
+            os.rename(str(partial) + path, str(d) + path)
+        registration = nix.run(commands.dump_db(image_store, part), tool="nix-store").stdout
+        nix.run(commands.load_db(commands.chroot_store(d)), tool="nix-store", stdin=registration)
+    force_rmtree(partial)
+
+
+def _canonicalise(root: Path) -> None:
+    """As Nix leaves store paths: read-only, executable bits kept, mtime 1."""
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        for name in filenames:
+            p = os.path.join(dirpath, name)
+            if os.path.islink(p):
+                os.utime(p, (1, 1), follow_symlinks=False)
+                continue
+            mode = os.lstat(p).st_mode
+            os.chmod(p, 0o555 if mode & 0o111 else 0o444)
+            os.utime(p, (1, 1))
+        for name in dirnames:
+            p = os.path.join(dirpath, name)
+            if os.path.islink(p):
+                os.utime(p, (1, 1), follow_symlinks=False)
+        if not os.path.islink(dirpath):
+            os.chmod(dirpath, 0o555)
+            os.utime(dirpath, (1, 1))
+
+
 def _remove_leftovers(d: Path, valid: set[str]) -> list[str]:
     """Store entries the database does not know: what a killed copy left behind."""
     store = d / "nix/store"
@@ -161,6 +209,9 @@ def _remove_leftovers(d: Path, valid: set[str]) -> list[str]:
         return []
     removed = []
     for entry in sorted(os.listdir(store)):
+        if entry == PARTIAL:
+            force_rmtree(store / entry)
+            continue
         if entry.startswith(".") or f"/nix/store/{entry}" in valid:
             continue
         log.warning("removing %s: not registered (left by an interrupted seed)", store / entry)
@@ -171,8 +222,8 @@ def _remove_leftovers(d: Path, valid: set[str]) -> list[str]:
 
 def _verify(d: Path, image_valid: set[str], copied: list[str], full: bool, nix: Nix) -> int:
     """DIR's database and store agree: every valid path exists and the image's paths
-    are all valid. `nix copy` has already checked each copied path's NAR hash
-    against the image's database; `full` re-hashes every path with Nix."""
+    are all valid. Each copied path's NAR hash was checked before it was registered;
+    `full` re-hashes every path with Nix."""
     now = valid_paths(nix, d)
     absent = sorted(p for p in now if not os.path.lexists(str(d) + p))
     if absent:
