@@ -5,9 +5,10 @@ the database, with whiteouts honoured, read by streaming through the layers."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -126,6 +127,75 @@ class ImageArchive:
                 view.db_layer = i
         return view
 
+    def _layer_offset(self, name: str) -> int | None:
+        """Where an uncompressed layer's bytes start in the archive file, if they are
+        stored as one plain range (None: compressed, or not addressable)."""
+        with self._outer() as tf:
+            if tf is None:
+                blob = self.path / name
+                start = 0
+                with open(blob, "rb") as fh:
+                    head = fh.read(6)
+            else:
+                if tf.fileobj is None or tf.fileobj.__class__.__name__ != "BufferedReader":
+                    return None  # a compressed outer archive
+                member = tf.getmember(name)
+                start = member.offset_data
+                with open(self.path, "rb") as fh:
+                    fh.seek(start)
+                    head = fh.read(6)
+        if (
+            head[:2] == b"\x1f\x8b"
+            or head[:3] == b"BZh"
+            or head[:6] == b"\xfd7zXZ\x00"
+            or head[:4] == b"\x28\xb5\x2f\xfd"
+        ):
+            return None
+        return start
+
+    def _copy_range_extract(
+        self, layer_name: str, base: int, keep: Callable[[str], bool], dest: Path
+    ) -> None:
+        """Extract members by copying their byte ranges kernel-side (as cp does)."""
+        root = os.path.realpath(dest)
+        src_file = self.path / layer_name if self.path.is_dir() else self.path
+        hardlinks: list[tuple[str, str]] = []
+        with self._layer(layer_name) as tf, open(src_file, "rb") as src:
+            for m in tf:
+                norm = _norm(m.name)
+                if not keep(norm) or ".." in norm.split("/"):
+                    continue
+                target = os.path.join(root, norm)
+                parent = os.path.dirname(target)
+                os.makedirs(parent, exist_ok=True)
+                if (
+                    not os.path.realpath(parent).startswith(root + os.sep)
+                    and os.path.realpath(parent) != root
+                ):
+                    raise InputError("--image-archive", f"{m.name}: leads outside the store")
+                if m.isdir():
+                    os.makedirs(target, exist_ok=True)
+                elif m.issym():
+                    if os.path.lexists(target):
+                        os.unlink(target)
+                    os.symlink(m.linkname, target)
+                elif m.islnk():
+                    hardlinks.append((_norm(m.linkname), target))
+                elif m.isreg():
+                    with open(target, "wb") as out:
+                        left, offset = m.size, base + m.offset_data
+                        while left > 0:
+                            n = os.copy_file_range(src.fileno(), out.fileno(), left, offset)
+                            if n == 0:
+                                raise InputError(
+                                    "--image-archive", f"{self.path}: truncated at {m.name}"
+                                )
+                            left -= n
+                            offset += n
+                    os.chmod(target, 0o755 if m.mode & 0o111 else 0o644)
+        for link_target, target in hardlinks:
+            os.link(os.path.join(root, link_target), target)
+
     def extract(self, view: ImageView, names: set[str], dest: Path) -> None:
         """Extract the database and the store paths `names` under dest (a root)."""
         wanted: dict[int, set[str]] = {}
@@ -137,14 +207,20 @@ class ImageArchive:
             want_db = view.db_layer == i
             if not take and not want_db:
                 continue
+
+            def keep(norm: str, take: set[str] = take, want_db: bool = want_db) -> bool:
+                parts = norm.split("/")
+                in_take = parts[:2] == ["nix", "store"] and len(parts) >= 3 and parts[2] in take
+                return in_take or (want_db and norm in DB_FILES)
+
+            base = self._layer_offset(layer_name) if hasattr(os, "copy_file_range") else None
+            if base is not None:
+                self._copy_range_extract(layer_name, base, keep, dest)
+                continue
             with self._layer(layer_name) as tf:
                 for m in tf:
                     norm = _norm(m.name)
-                    parts = norm.split("/")
-                    keep = (
-                        parts[:2] == ["nix", "store"] and len(parts) >= 3 and parts[2] in take
-                    ) or (want_db and norm in DB_FILES)
-                    if not keep or m.isdev():
+                    if not keep(norm) or m.isdev():
                         continue
                     m.name = norm
                     tf.extract(m, dest, set_attrs=False, filter="tar")
