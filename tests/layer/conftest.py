@@ -92,6 +92,8 @@ def make_layered(tmp_path: Path) -> Layered:
     shutil.copytree(FIXTURES / "system-manager", sm)
     shutil.copytree(FIXTURES / "runner-base", base)
     shutil.copytree(FIXTURES / "job", job)
+    # The job's flake.nix is the shipped template itself; only job.nix is a fixture.
+    shutil.copyfile(NIXLIB / "templates/job/flake.nix", job / "flake.nix")
     run_nix(
         "flake",
         "lock",
