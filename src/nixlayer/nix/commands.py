@@ -92,13 +92,9 @@ def path_info_all(store: str) -> Argv:
     return ["path-info", "--all", "--store", store]
 
 
-def path_info_json(store: str, paths: Sequence[str]) -> Argv:
-    return ["path-info", "--json", "--store", store, *paths]
-
-
-def hash_paths(paths: Sequence[str]) -> Argv:
-    """NAR hashes (SRI) of directories, one line each, in order."""
-    return ["hash", "path", "--type", "sha256", *paths]
+def path_info_json_all(store: str) -> Argv:
+    """Every valid path with its registration (narHash, references, ...)."""
+    return ["path-info", "--json", "--all", "--store", store]
 
 
 def dump_db(store: str, paths: Sequence[str]) -> Argv:

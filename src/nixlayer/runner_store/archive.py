@@ -154,17 +154,35 @@ class ImageArchive:
         return start
 
     def _copy_range_extract(
-        self, layer_name: str, base: int, keep: Callable[[str], bool], dest: Path
+        self,
+        layer_name: str,
+        base: int,
+        keep: Callable[[str], bool],
+        dest: Path,
+        on_path_done: Callable[[str], None],
     ) -> None:
-        """Extract members by copying their byte ranges kernel-side (as cp does)."""
+        """Extract members by copying their byte ranges kernel-side (as cp does).
+        `on_path_done(name)` is called once a store path's members are all out."""
         root = os.path.realpath(dest)
         src_file = self.path / layer_name if self.path.is_dir() else self.path
         hardlinks: list[tuple[str, str]] = []
+        current: str | None = None
+        done: set[str] = set()
+        again: set[str] = set()
         with self._layer(layer_name) as tf, open(src_file, "rb") as src:
             for m in tf:
                 norm = _norm(m.name)
                 if not keep(norm) or ".." in norm.split("/"):
                     continue
+                parts = norm.split("/")
+                owner = parts[2] if parts[:2] == ["nix", "store"] and len(parts) >= 3 else None
+                if owner != current:
+                    if current is not None:
+                        done.add(current)
+                        on_path_done(current)
+                    current = owner
+                    if owner in done:
+                        again.add(owner)  # not contiguous in this layer: report it once more
                 target = os.path.join(root, norm)
                 parent = os.path.dirname(target)
                 os.makedirs(parent, exist_ok=True)
@@ -195,9 +213,21 @@ class ImageArchive:
                     os.chmod(target, 0o755 if m.mode & 0o111 else 0o644)
         for link_target, target in hardlinks:
             os.link(os.path.join(root, link_target), target)
+        last = {current} if current is not None else set()
+        for name in sorted(last | again):
+            on_path_done(name)
 
-    def extract(self, view: ImageView, names: set[str], dest: Path) -> None:
-        """Extract the database and the store paths `names` under dest (a root)."""
+    def extract(
+        self,
+        view: ImageView,
+        names: set[str],
+        dest: Path,
+        on_path_done: Callable[[str], None] | None = None,
+    ) -> None:
+        """Extract the database and the store paths `names` under dest (a root),
+        calling `on_path_done(name)` as each store path is complete (a path may be
+        reported again if a later layer or member touches it: use the last call)."""
+        report = on_path_done or (lambda _name: None)
         wanted: dict[int, set[str]] = {}
         for n in names:
             wanted.setdefault(view.store_paths[n], set()).add(n)
@@ -215,7 +245,7 @@ class ImageArchive:
 
             base = self._layer_offset(layer_name) if hasattr(os, "copy_file_range") else None
             if base is not None:
-                self._copy_range_extract(layer_name, base, keep, dest)
+                self._copy_range_extract(layer_name, base, keep, dest, report)
                 continue
             with self._layer(layer_name) as tf:
                 for m in tf:
@@ -224,6 +254,8 @@ class ImageArchive:
                         continue
                     m.name = norm
                     tf.extract(m, dest, set_attrs=False, filter="tar")
+            for name in sorted(take):
+                report(name)
 
 
 def docker_save_to(image: str, target: Path) -> Path:

@@ -2,9 +2,10 @@
 DIR, incrementally, resumably, and checked by Nix itself.
 
 Only store paths missing from DIR are extracted (member contents of other paths are
-skipped by seeking), into a hidden staging directory inside DIR's store. Nix checks
-each one's NAR hash against the image's database; only then is it renamed into
-place and registered as valid (`nix-store --load-db`). A killed seed therefore
+skipped by seeking), into a hidden staging directory inside DIR's store. Each one's
+NAR hash is checked against the image's database (hashed on a second core while
+the next path is copied); only then is it renamed into place and registered as
+valid by Nix (`nix-store --load-db`). A killed seed therefore
 leaves at worst unregistered entries, which the next seed removes first.
 """
 
@@ -17,6 +18,7 @@ import re
 import shutil
 import stat
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from nixlayer.fsutil import state_dir, target_lock
 from nixlayer.nix import commands
 from nixlayer.nix.runner import Nix
 from nixlayer.runner_store.archive import ImageArchive, ImageView, docker_save_to
+from nixlayer.runner_store.nar import nar_hash
 
 log = logging.getLogger("nixlayer")
 # The store root travels inside a store URI (local?root=DIR) and a docker volume spec.
@@ -129,7 +132,14 @@ def _seed(d: Path, archive: ImageArchive, stage: Path, full_verify: bool, nix: N
             "--image-archive", f"{archive.path}: the image has no /nix/var/nix/db/db.sqlite"
         )
     archive.extract(view, set(), stage)
-    image_valid = {p for p in valid_paths(nix, stage) if os.path.basename(p) in view.store_paths}
+    image_info = {
+        i["path"]: i
+        for i in json.loads(
+            nix.run(commands.path_info_json_all(commands.chroot_store(stage))).stdout
+        )
+        if os.path.basename(i["path"]) in view.store_paths
+    }
+    image_valid = set(image_info)
     have = valid_paths(nix, d)
     removed = _remove_leftovers(d, have)
     missing = sorted(image_valid - have)
@@ -141,7 +151,15 @@ def _seed(d: Path, archive: ImageArchive, stage: Path, full_verify: bool, nix: N
         len(missing),
     )
     if missing:
-        _install(d, archive, view, stage, missing, nix=nix)
+        _install(
+            d,
+            archive,
+            view,
+            stage=stage,
+            missing=missing,
+            nar_hashes={p: image_info[p]["narHash"] for p in missing},
+            nix=nix,
+        )
     verified = _verify(d, image_valid, missing, full_verify, nix)
     return SeedResult(
         dir=str(d),
@@ -156,24 +174,35 @@ PARTIAL = ".nixlayer-partial"
 
 
 def _install(
-    d: Path, archive: ImageArchive, view: ImageView, stage: Path, missing: list[str], *, nix: Nix
+    d: Path,
+    archive: ImageArchive,
+    view: ImageView,
+    *,
+    stage: Path,
+    missing: list[str],
+    nar_hashes: dict[str, str],
+    nix: Nix,
 ) -> None:
-    """Extract, check, rename into place, register: in that order."""
+    """Extract, check, rename into place, register: in that order. Each path is
+    hashed on a second thread while the next one is being copied."""
     partial = d / "nix/store" / PARTIAL
-    archive.extract(view, {os.path.basename(p) for p in missing}, partial)
+    hashed: dict[str, Future[str]] = {}
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+
+        def on_done(name: str) -> None:
+            hashed[name] = hasher.submit(nar_hash, partial / "nix/store" / name)
+
+        archive.extract(view, {os.path.basename(p) for p in missing}, partial, on_path_done=on_done)
+        got = {name: f.result() for name, f in hashed.items()}
+    for path in missing:
+        if got.get(os.path.basename(path)) != nar_hashes[path]:
+            raise NixlayerError(
+                f"{path}: extracted content does not match the image's database "
+                f"({got.get(os.path.basename(path))} != {nar_hashes[path]}); nothing was registered"
+            )
     image_store = commands.chroot_store(stage)
     # In chunks, so that a killed seed keeps what it has registered so far.
     for part in commands.chunks(missing, 200):
-        staged = [str(partial) + p for p in part]
-        got = nix.run(commands.hash_paths(staged)).stdout.split()
-        info = json.loads(nix.run(commands.path_info_json(image_store, part)).stdout)
-        want = {i["path"]: i["narHash"] for i in info}
-        for path, nar_hash in zip(part, got, strict=True):
-            if want.get(path) != nar_hash:
-                raise NixlayerError(
-                    f"{path}: extracted content does not match the image's database "
-                    f"({nar_hash} != {want.get(path)}); it was not registered"
-                )
         for path in part:
             _canonicalise(Path(str(partial) + path))
             os.rename(str(partial) + path, str(d) + path)
