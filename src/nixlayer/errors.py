@@ -36,6 +36,14 @@ class NixError(NixlayerError):
         detail = stderr.strip() or f"exit status {returncode}"
         super().__init__(f"nix failed ({returncode}): {command}\n{detail}")
 
+    def first_error(self) -> str:
+        """Nix's own first `error:` line (else its last line): enough for one-line messages."""
+        lines = self.stderr.strip().splitlines()
+        errors = [ln.removeprefix("error:").strip() for ln in lines if ln.startswith("error:")]
+        if errors:
+            return errors[0]
+        return lines[-1] if lines else f"exit status {self.returncode}"
+
 
 class NixNotFoundError(NixlayerError):
     """No usable `nix` binary."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,8 +128,9 @@ def make_layered(tmp_path: Path) -> Layered:
     )
     profile = tmp_path / "profiles" / "system"
     profile.parent.mkdir()
-    run_nix_env = shutil.which("nix-env") or "nix-env"
-    os.system(f"{run_nix_env} -p {profile} --set {toplevel} >/dev/null 2>&1")
+    subprocess.run(
+        ["nix-env", "-p", str(profile), "--set", toplevel], check=True, capture_output=True
+    )
     cgroup = tmp_path / "cgroup"
     cgroup.write_text("0::/system.slice/gitlab-runner.service\n")
     stc_log = tmp_path / "stc.log"

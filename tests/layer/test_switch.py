@@ -130,14 +130,13 @@ def test_the_runner_agents_own_unit_is_protected(layered: Layered) -> None:
 
 
 def test_failed_activation_rolls_back(layered: Layered) -> None:
-    env = {**layered.env, "NIXLAYER_FAKE_STC_FAIL": "-nixos-system-runner-26.05"}
     before = os.path.realpath(layered.profile)
-    # Fail only the new system: the base's path must not match, so match the new hash.
+    # Fail only the new system: match its store hash, which the base's path lacks.
     dry = json.loads(
         cli(*layered.args("--action", "dry-activate", "--json"), env=layered.env).stdout
     )
     new = dry["toplevel"]
-    env["NIXLAYER_FAKE_STC_FAIL"] = Path(new).name[:32]
+    env = {**layered.env, "NIXLAYER_FAKE_STC_FAIL": Path(new).name[:32]}
     layered.stc_log.unlink()
     proc = cli(*layered.args(), env=env)
     assert proc.returncode == 1, proc.stderr

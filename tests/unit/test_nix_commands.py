@@ -103,3 +103,14 @@ def test_progress_folds_internal_json() -> None:
     assert p.errors() == ["error: boom"]
     assert p.summary() == "[3/10] building"
     assert BuildProgress().summary() == "evaluating"
+
+
+def test_nix_error_first_error_line() -> None:
+    from nixlayer.errors import NixError
+
+    err = NixError(
+        "nix build x", 1, "warning: dirty\nerror: attribute 'vm' missing\n\n  at x.nix:1\n"
+    )
+    assert err.first_error() == "attribute 'vm' missing"
+    assert NixError("nix x", 1, "something odd\nlast line\n").first_error() == "last line"
+    assert NixError("nix x", 7, "").first_error() == "exit status 7"

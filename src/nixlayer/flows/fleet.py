@@ -40,14 +40,8 @@ class VMOutcome:
         return asdict(self)
 
 
-def _error_text(exc: Exception) -> str:
-    """Nix's own first error line: enough for a table row (the log has the rest)."""
-    if isinstance(exc, NixError):
-        lines = exc.stderr.strip().splitlines()
-        errors = [ln for ln in lines if ln.startswith("error:")]
-        if errors or lines:
-            return (errors or lines)[0]
-    return str(exc)
+def _error_text(exc: NixlayerError) -> str:
+    return f"error: {exc.first_error()}" if isinstance(exc, NixError) else str(exc)
 
 
 def shared_lock(template: dict[str, Any], keep: Sequence[str]) -> dict[str, Any]:

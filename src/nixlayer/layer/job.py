@@ -54,7 +54,7 @@ def open_job(directory: Path | str, nix: Nix) -> JobFlake:
         )
     except NixError as exc:
         raise InputError(
-            "FLAKE_DIR", f"{d}/flake.nix does not evaluate: {_first_error(exc)}"
+            "FLAKE_DIR", f"{d}/flake.nix does not evaluate: {exc.first_error()}"
         ) from exc
     if "base" not in inputs:
         raise InputError(
@@ -95,7 +95,7 @@ def configuration_name(
         ).stdout
     except NixError as exc:
         raise InputError(
-            "base", f"cannot evaluate the job over {base.ref}: {_first_error(exc)}"
+            "base", f"cannot evaluate the job over {base.ref}: {exc.first_error()}"
         ) from exc
     names: list[str] = json.loads(out)
     wanted = [explicit] if explicit else [socket.gethostname().split(".")[0], "default"]
@@ -112,10 +112,3 @@ def configuration_name(
 def installable(job: JobFlake, kind: str, name: str) -> str:
     attr, tail = KINDS[kind]
     return f"{job.ref}#{attr}.{attr_name(name)}{tail}"
-
-
-def _first_error(exc: NixError) -> str:
-    for line in exc.stderr.splitlines():
-        if line.startswith("error:"):
-            return line.removeprefix("error:").strip()
-    return exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else str(exc)

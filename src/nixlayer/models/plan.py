@@ -31,16 +31,3 @@ class SwitchPlan:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-    def changes(self) -> dict[str, str]:
-        """unit -> the strongest thing that happens to it."""
-        out: dict[str, str] = {}
-        for verb, units in (
-            ("reload", self.reload),
-            ("start", self.start_all),
-            ("restart", self.restart),
-            ("stop", self.stop_all),
-        ):
-            for u in units:
-                out[u] = verb
-        return out

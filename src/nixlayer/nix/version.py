@@ -29,11 +29,6 @@ class NixVersion:
             return Dialect.MODERN
         return Dialect.LEGACY
 
-    @property
-    def has_print_out_paths(self) -> bool:
-        # `nix build --print-out-paths` arrived in 2.10 (Lix has it from its start).
-        return self.implementation == "lix" or self.version >= (2, 10, 0)
-
 
 def parse_version(text: str) -> NixVersion:
     """Parse `nix --version` output, e.g. `nix (Nix) 2.8.0`, `nix (Lix, like Nix) 2.91.1`,

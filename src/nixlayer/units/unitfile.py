@@ -98,10 +98,6 @@ class UnitTree:
             files += self._dropin_paths(unit)
         return files
 
-    def sources(self, unit: str, base: str) -> list[Path]:
-        """The files that make up `unit`, in merge order."""
-        return [Path(p) for p in self._source_paths(unit, base)]
-
     def texts(self, unit: str, base: str) -> list[str]:
         out = []
         for path in self._source_paths(unit, base):
