@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from nixlayer.flows.build import build_closure
-from nixlayer.flows.lock import lock_config
-from nixlayer.flows.render import render_config
-from nixlayer.flows.run import run_closure
-from nixlayer.models.spec import Override, Share, VMSpec
+from nixlayer.closure.build import build_closure
+from nixlayer.closure.lock import lock_config
+from nixlayer.closure.render import render_config
+from nixlayer.closure.run import run_closure
+from nixlayer.closure.spec import Override, Share, VMSpec
 from nixlayer.nix.runner import Nix
 from tests.helpers import StandIn, run_nix, ssh_key
 

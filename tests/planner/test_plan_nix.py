@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nixlayer.flows.run import run_closure
-from nixlayer.models.spec import VMSpec
+from nixlayer.closure.run import run_closure
+from nixlayer.closure.spec import VMSpec
 from nixlayer.planner.plan import plan_switch
 from tests.helpers import StandIn, cli
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nixlayer.units.compare import Change, compare_units
-from nixlayer.units.ini import IniError, _parse_fast, _Tokenizer, parse_entries
-from nixlayer.units.unitfile import UnitTree, get_bool, parse_text
+from nixlayer.planner.compare import Change, compare_units
+from nixlayer.planner.ini import IniError, _parse_fast, _Tokenizer, parse_entries
+from nixlayer.planner.unitfile import UnitTree, get_bool, parse_text
 
 section_name = st.from_regex(r"[A-Z][A-Za-z-]{0,10}", fullmatch=True)
 key = st.from_regex(r"[A-Z][A-Za-z0-9-]{0,12}", fullmatch=True)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nixlayer.render import nixlang
-from nixlayer.render.nixlang import Raw
+from nixlayer.nix import nixlang
+from nixlayer.nix.nixlang import Raw
 from tests.helpers import run_nix
 
 # Any Unicode text Nix can hold: everything but NUL and lone surrogates.

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from nixlayer.closure.flake_nix import render_flake
+from nixlayer.closure.library import resolve_library
+from nixlayer.closure.module_nix import render_module
+from nixlayer.closure.spec import Override, VMSpec, resolve_spec
 from nixlayer.errors import LibraryError
-from nixlayer.flakeref import normalize_ref
 from nixlayer.fsutil import write_files_atomically
-from nixlayer.library import resolve_library
-from nixlayer.models.spec import Override, VMSpec, resolve_spec
-from nixlayer.render.flake import render_flake
-from nixlayer.render.module import render_module
+from nixlayer.nix.flakeref import normalize_ref
 from tests.helpers import FIXTURES
 
 TEMPLATE = (FIXTURES / "nixos-flake/templates/imageless/flake.nix").read_text()

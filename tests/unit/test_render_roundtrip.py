@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nixlayer.library import resolve_library
-from nixlayer.models.spec import Override, Share, VMSpec, resolve_spec
-from nixlayer.render.flake import render_flake
-from nixlayer.render.module import render_module
+from nixlayer.closure.flake_nix import render_flake
+from nixlayer.closure.library import resolve_library
+from nixlayer.closure.module_nix import render_module
+from nixlayer.closure.spec import Override, Share, VMSpec, resolve_spec
 from tests.helpers import FIXTURES, nix_eval_file, ssh_key
 
 text = st.one_of(

@@ -4,10 +4,10 @@ from typing import Any
 
 import pytest
 
+from nixlayer.closure.catalog import NIXOS_FLAKE_CATALOG, Catalog
+from nixlayer.closure.spec import VMSpec, resolve_spec
+from nixlayer.closure.specfile import validate_spec
 from nixlayer.errors import InputError
-from nixlayer.models.catalog import NIXOS_FLAKE_CATALOG, Catalog
-from nixlayer.models.spec import VMSpec, resolve_spec
-from nixlayer.specfile import validate_spec
 from tests.helpers import ssh_key
 
 

@@ -137,8 +137,8 @@ def register(sub: Any, common_only: argparse.ArgumentParser) -> None:
 def _spec_from_args(args: argparse.Namespace) -> Any:
     import yaml
 
+    from nixlayer.closure.specfile import load_spec
     from nixlayer.errors import InputError
-    from nixlayer.specfile import load_spec
 
     overrides: dict[str, Any] = {
         "vm_name": args.vm_name,
@@ -166,8 +166,8 @@ def _catalog_from_args(args: argparse.Namespace) -> Any:
         return None
     from pydantic import ValidationError
 
+    from nixlayer.closure.catalog import Catalog
     from nixlayer.errors import InputError
-    from nixlayer.models.catalog import Catalog
 
     try:
         with open(args.catalog) as fh:
@@ -195,7 +195,7 @@ def _nix(args: argparse.Namespace) -> Any:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from nixlayer.flows.render import render_config
+    from nixlayer.closure.render import render_config
 
     spec = _spec_from_args(args)
     result = render_config(
@@ -219,7 +219,7 @@ def _report(args: argparse.Namespace, data: dict[str, Any], line: str) -> int:
 
 
 def _lock(args: argparse.Namespace) -> int:
-    from nixlayer.flows.lock import lock_config
+    from nixlayer.closure.lock import lock_config
 
     result = lock_config(args.config_dir, update_library=args.update_library, nix=_nix(args))
     moved = ", ".join(result.updated_inputs) or "no existing pins moved"
@@ -227,7 +227,7 @@ def _lock(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from nixlayer.flows.build import build_closure
+    from nixlayer.closure.build import build_closure
 
     with build_progress(not args.json and not args.quiet) as progress:
         result = build_closure(
@@ -243,7 +243,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nixlayer.flows.run import run_closure
+    from nixlayer.closure.run import run_closure
 
     spec = _spec_from_args(args)
     with build_progress(not args.json and not args.quiet) as progress:
@@ -270,7 +270,7 @@ def _print_closure(data: dict[str, Any], as_json: bool) -> None:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from nixlayer.models.spec import VMSpec
+    from nixlayer.closure.spec import VMSpec
 
     emit_json(VMSpec.model_json_schema())
     return 0

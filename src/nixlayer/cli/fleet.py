@@ -63,9 +63,9 @@ def _nix_options(args: argparse.Namespace) -> list[str]:
 
 
 def _fleet_build(args: argparse.Namespace) -> int:
+    from nixlayer.closure.fleet import fleet_build
+    from nixlayer.closure.fleetspec import load_fleet
     from nixlayer.errors import InputError
-    from nixlayer.flows.fleet import fleet_build
-    from nixlayer.models.fleet import load_fleet
     from nixlayer.nix.runner import Nix
 
     if args.jobs < 1:
@@ -103,7 +103,7 @@ def _fleet_build(args: argparse.Namespace) -> int:
 
 
 def _windmill_export(args: argparse.Namespace) -> int:
-    from nixlayer.windmill.export import export
+    from nixlayer.closure.windmill import export
 
     written = export(args.directory, folder=args.folder)
     if args.json:

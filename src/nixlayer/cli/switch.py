@@ -70,7 +70,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _switch(args: argparse.Namespace) -> int:
-    from nixlayer.flows.switch import switch
+    from nixlayer.layer.switch import switch
 
     with build_progress(not args.json and not args.quiet) as progress:
         result = switch(
@@ -98,7 +98,7 @@ def _switch(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from nixlayer.flows.switch import prepare
+    from nixlayer.layer.switch import prepare
 
     out = prepare(args.flake_dir, base=args.base)
     if args.json:

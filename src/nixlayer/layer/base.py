@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from nixlayer.errors import InputError
-from nixlayer.flakeref import normalize_ref
+from nixlayer.nix.flakeref import normalize_ref
 
 REGISTRY_ALIAS = "nixlayer-base"
 DEFAULT_BASE = Path("/etc/nixos")

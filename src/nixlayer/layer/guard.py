@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nixlayer.models.plan import SwitchPlan, sort_units
-from nixlayer.units.unitfile import UnitTree
+from nixlayer.planner.model import SwitchPlan, sort_units
+from nixlayer.planner.unitfile import UnitTree
 
 log = logging.getLogger("nixlayer")
 

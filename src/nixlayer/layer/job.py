@@ -15,8 +15,8 @@ from pathlib import Path
 from nixlayer.errors import InputError, NixError
 from nixlayer.layer.base import BaseRef
 from nixlayer.nix import commands
+from nixlayer.nix.nixlang import attr_name
 from nixlayer.nix.runner import Nix
-from nixlayer.render.nixlang import attr_name
 
 log = logging.getLogger("nixlayer")
 

@@ -10,11 +10,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from nixlayer.models.plan import SwitchPlan, sort_units
+from nixlayer.planner.compare import Change, compare_units
 from nixlayer.planner.fstab import escape_path, parse_fstab
+from nixlayer.planner.model import SwitchPlan, sort_units
 from nixlayer.planner.snapshot import ActiveUnit
-from nixlayer.units.compare import Change, compare_units
-from nixlayer.units.unitfile import Unit, UnitTree, get_bool, is_masked
+from nixlayer.planner.unitfile import Unit, UnitTree, get_bool, is_masked
 
 TEMPLATE_RE = re.compile(r"^(.*)@[^.]*\.(.*)$")
 SUFFIX_RE = re.compile(r"\.[a-z]*$")

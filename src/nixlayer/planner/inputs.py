@@ -9,7 +9,7 @@ from pathlib import Path
 from nixlayer.errors import InputError
 from nixlayer.planner.engine import PlanInputs
 from nixlayer.planner.snapshot import ActiveUnit, load_snapshot, query_snapshot
-from nixlayer.units.unitfile import UnitTree
+from nixlayer.planner.unitfile import UnitTree
 
 UNIT_DIR = "etc/systemd/system"
 ACTIONS = ("switch", "test", "dry-activate", "boot")

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from nixlayer.errors import InputError
-from nixlayer.models.plan import SwitchPlan, sort_units
-from nixlayer.units.unitfile import UnitFileError, UnitTree, get_bool, parse_text
+from nixlayer.planner.model import SwitchPlan, sort_units
+from nixlayer.planner.unitfile import UnitFileError, UnitTree, get_bool, parse_text
 
 SERVICES_JSON = "services/services.json"
 LAUNCH_DIRS = ("Library/LaunchDaemons", "Library/LaunchAgents")

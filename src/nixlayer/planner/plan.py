@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from nixlayer.errors import InputError
-from nixlayer.models.plan import SwitchPlan
 from nixlayer.planner.engine import Planner
 from nixlayer.planner.inputs import load_inputs
+from nixlayer.planner.model import SwitchPlan
 from nixlayer.planner.snapshot import ActiveUnit
-from nixlayer.units.unitfile import UnitFileError
+from nixlayer.planner.unitfile import UnitFileError
 
 
 def plan_switch(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from nixlayer.units.unitfile import Unit
+from nixlayer.planner.unitfile import Unit
 
 IGNORED_UNIT_KEYS = frozenset(
     {

@@ -12,13 +12,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from nixlayer.closure.build import build_unlocked, default_out_link
+from nixlayer.closure.fleetspec import FleetEntry
+from nixlayer.closure.lock import lock_unlocked
+from nixlayer.closure.render import commit_render, plan_render
+from nixlayer.closure.results import RenderResult
 from nixlayer.errors import NixError, NixlayerError
-from nixlayer.flows.build import build_unlocked, default_out_link
-from nixlayer.flows.lock import lock_unlocked
-from nixlayer.flows.render import commit_render, plan_render
 from nixlayer.fsutil import target_lock, write_files_atomically
-from nixlayer.models.fleet import FleetEntry
-from nixlayer.models.results import RenderResult
 from nixlayer.nix.runner import Nix
 
 log = logging.getLogger("nixlayer")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from nixlayer.closure.spec import Override
 from nixlayer.errors import LibraryError
-from nixlayer.models.spec import Override
-from nixlayer.render import nixlang
+from nixlayer.nix import nixlang
 
 PLACEHOLDER = '"path:/path/to/nixos-flake"'
 DEFAULT_SYSTEM_LINE = re.compile(r'^(?P<indent>[ \t]*)system = "x86_64-linux";[ \t]*$', re.M)

@@ -14,9 +14,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from nixlayer.closure.results import LockResult
 from nixlayer.errors import InputError
 from nixlayer.fsutil import target_lock
-from nixlayer.models.results import LockResult
 from nixlayer.nix import commands
 from nixlayer.nix.runner import Nix
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nixlayer.bootspec import read_bootspec
+from nixlayer.closure.bootspec import read_bootspec
+from nixlayer.closure.lock import check_config_dir
+from nixlayer.closure.results import BuildResult
 from nixlayer.errors import InputError, NixlayerError
-from nixlayer.flows.lock import check_config_dir
 from nixlayer.fsutil import state_dir, target_lock
-from nixlayer.models.results import BuildResult
 from nixlayer.nix import commands
 from nixlayer.nix.runner import Nix, ProgressCallback
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from nixlayer.units.ini import IniError, parse_entries
+from nixlayer.planner.ini import IniError, parse_entries
 
 Unit = dict[str, dict[str, list[str]]]
 TRUE_VALUES = frozenset({"1", "yes", "true", "on"})

@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from nixlayer.closure.spec import VMSpec
 from nixlayer.errors import InputError
-from nixlayer.models.spec import VMSpec
 
 
 def read_spec_data(path: str) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from nixlayer.layer.activate import PROFILES, activate
 from nixlayer.layer.base import BaseRef, resolve_base
 from nixlayer.layer.guard import Violation, protected_units, violations
 from nixlayer.layer.job import KINDS, configuration_name, installable, open_job
-from nixlayer.models.plan import SwitchPlan
 from nixlayer.nix import commands
 from nixlayer.nix.runner import Nix, ProgressCallback
+from nixlayer.planner.model import SwitchPlan
 from nixlayer.planner.others import plan_darwin, plan_system_manager, unit_tree_or_none
 from nixlayer.planner.plan import plan_switch
 

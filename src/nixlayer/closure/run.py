@@ -6,13 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nixlayer.flows.build import build_unlocked, check_out_link
-from nixlayer.flows.lock import lock_unlocked
-from nixlayer.flows.render import commit_render, plan_render
+from nixlayer.closure.build import build_unlocked, check_out_link
+from nixlayer.closure.catalog import Catalog
+from nixlayer.closure.lock import lock_unlocked
+from nixlayer.closure.render import commit_render, plan_render
+from nixlayer.closure.results import BuildResult, LockResult, RenderResult
+from nixlayer.closure.spec import VMSpec
 from nixlayer.fsutil import target_lock
-from nixlayer.models.catalog import Catalog
-from nixlayer.models.results import BuildResult, LockResult, RenderResult
-from nixlayer.models.spec import VMSpec
 from nixlayer.nix.runner import Nix, ProgressCallback
 
 

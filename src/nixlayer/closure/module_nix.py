@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from nixlayer.models.spec import ResolvedSpec
-from nixlayer.render import nixlang
-from nixlayer.render.flake import override_input_name
-from nixlayer.render.nixlang import Raw
+from nixlayer.closure.flake_nix import override_input_name
+from nixlayer.closure.spec import ResolvedSpec
+from nixlayer.nix import nixlang
+from nixlayer.nix.nixlang import Raw
 
 
 def render_module(resolved: ResolvedSpec) -> str:

@@ -10,9 +10,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from nixlayer.closure.catalog import NIXOS_FLAKE_CATALOG, Catalog
+from nixlayer.closure.sshkey import check_public_key
 from nixlayer.errors import InputError
-from nixlayer.models.catalog import NIXOS_FLAKE_CATALOG, Catalog
-from nixlayer.models.sshkey import check_public_key
 
 VM_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
 USER_NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]*\$?$")

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nixlayer.closure.spec import VMSpec
 from nixlayer.errors import InputError
-from nixlayer.models.spec import VMSpec
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 DEFAULTS_NAMES = ("defaults", "_defaults")
@@ -27,7 +27,7 @@ def _merge(defaults: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
 
 
 def _entry(name: str, data: Any, defaults: dict[str, Any], where: str) -> FleetEntry:
-    from nixlayer.specfile import validate_spec
+    from nixlayer.closure.specfile import validate_spec
 
     if not isinstance(data, dict):
         return FleetEntry(name, None, f"{where}: expected a mapping of spec fields")
@@ -43,7 +43,7 @@ def load_fleet(path: Path | str) -> list[FleetEntry]:
     """A file `{defaults: {...}, vms: [{vm_name: ...}, ...] | {name: {...}}}`, or a
     directory with one spec file per VM (name = file name) and an optional
     defaults.yaml, as seed 001 discovers machines."""
-    from nixlayer.specfile import read_spec_data
+    from nixlayer.closure.specfile import read_spec_data
 
     p = Path(path)
     if p.is_dir():

@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from nixlayer.closure.catalog import Catalog
+from nixlayer.closure.flake_nix import render_flake
+from nixlayer.closure.library import resolve_library
+from nixlayer.closure.module_nix import render_module
+from nixlayer.closure.paths import config_dir_for, config_root
+from nixlayer.closure.results import RenderResult
+from nixlayer.closure.spec import Override, VMSpec, resolve_spec
 from nixlayer.errors import InputError
-from nixlayer.flows.paths import config_dir_for, config_root
 from nixlayer.fsutil import target_lock, write_files_atomically
-from nixlayer.library import resolve_library
-from nixlayer.models.catalog import Catalog
-from nixlayer.models.results import RenderResult
-from nixlayer.models.spec import Override, VMSpec, resolve_spec
 from nixlayer.nix.runner import Nix
-from nixlayer.render.flake import render_flake
-from nixlayer.render.module import render_module
 
 
 def render_config(

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from nixlayer.closure.catalog import NIXOS_FLAKE_CATALOG, Catalog
 from nixlayer.errors import InputError, LibraryError
-from nixlayer.flakeref import normalize_ref
-from nixlayer.models.catalog import NIXOS_FLAKE_CATALOG, Catalog
 from nixlayer.nix import commands
+from nixlayer.nix.flakeref import normalize_ref
 from nixlayer.nix.runner import Nix
 
 TEMPLATE_PATH = "templates/imageless/flake.nix"

@@ -10,8 +10,8 @@ from typing import Any
 
 
 def render_step(fields: dict[str, Any]) -> dict[str, Any]:
-    from nixlayer.flows.render import render_config
-    from nixlayer.specfile import validate_spec
+    from nixlayer.closure.render import render_config
+    from nixlayer.closure.specfile import validate_spec
 
     spec = validate_spec({k: v for k, v in fields.items() if v is not None})
     result = render_config(spec)
@@ -27,12 +27,12 @@ def render_step(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def lock_step(config_dir: str, update_lock: bool = False) -> dict[str, Any]:
-    from nixlayer.flows.lock import lock_config
+    from nixlayer.closure.lock import lock_config
 
     return lock_config(config_dir, update_library=update_lock).to_json()
 
 
 def build_step(config_dir: str, system: str | None = None) -> dict[str, Any]:
-    from nixlayer.flows.build import build_closure
+    from nixlayer.closure.build import build_closure
 
     return build_closure(config_dir, system=system).closure()

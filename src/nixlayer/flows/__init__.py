@@ -1,1 +1,0 @@
-"""Orchestration: render -> lock -> build, as plain functions with typed parameters."""

@@ -1,1 +1,0 @@
-"""Typed inputs (pydantic) and results (frozen dataclasses)."""

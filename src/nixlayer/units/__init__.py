@@ -1,1 +1,0 @@
-"""systemd unit files as switch-to-configuration reads them: parse, merge, compare."""

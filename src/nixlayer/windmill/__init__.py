@@ -1,1 +1,0 @@
-"""Windmill integration: step functions and the workspace fragment exporter."""
