@@ -91,3 +91,11 @@ def cli(
         input=input_text,
         check=False,
     )
+
+
+def json_result(proc: subprocess.CompletedProcess[str], ok: bool = True) -> Any:
+    """The `result` of a command's --json envelope, after checking the envelope's shape."""
+    env = json.loads(proc.stdout)
+    assert set(env) == {"version", "command", "ok", "exit_code", "result", "error", "warnings"}
+    assert env["ok"] is ok and env["exit_code"] == proc.returncode, env
+    return env["result"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import StandIn, cli, nixlayer_bin, ssh_key
+from tests.helpers import StandIn, cli, json_result, nixlayer_bin, ssh_key
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +34,7 @@ def _spec(tmp_path: Path, stand_in: StandIn, name: str = "vm", **extra: Any) -> 
 def test_run_prints_the_closure_as_json(stand_in: StandIn, tmp_path: Path) -> None:
     proc = cli("run", str(_spec(tmp_path, stand_in)), "--root", str(tmp_path / "vms"), "--json")
     assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    out = json_result(proc)
     assert set(out) == {"toplevel", "init", "initrd", "config_dir"}
     assert out["config_dir"] == str(tmp_path / "vms" / "vm")
     assert "--- " + str(tmp_path / "vms/vm/default.nix") in proc.stderr  # files shown
@@ -64,7 +64,7 @@ def test_steps_one_by_one_and_flag_overrides(stand_in: StandIn, tmp_path: Path) 
     assert 'nixos-flake.shares."/mnt/x"' in default
     lk = cli("lock", str(root / "other"), "--json")
     assert lk.returncode == 0, lk.stderr
-    assert json.loads(lk.stdout)["lock_file"] == str(root / "other" / "flake.lock")
+    assert json_result(lk)["lock_file"] == str(root / "other" / "flake.lock")
     b = cli("build", str(root / "other"), "--out-link", str(tmp_path / "gcroot"))
     assert b.returncode == 0, b.stderr
     lines = dict(line.split("=", 1) for line in b.stdout.splitlines())
@@ -198,7 +198,7 @@ def test_concurrent_full_runs_on_one_vm_both_succeed(stand_in: StandIn, tmp_path
     ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outs
-    assert len({json.loads(o)["toplevel"] for o, _ in outs}) == 1
+    assert len({json.loads(o)["result"]["toplevel"] for o, _ in outs}) == 1
     json.loads((tmp_path / "vms" / "vm" / "flake.lock").read_text())
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import StandIn, cli, make_stand_in, ssh_key
+from tests.helpers import StandIn, cli, json_result, make_stand_in, ssh_key
 
 pytestmark = pytest.mark.nix
 
@@ -56,7 +56,7 @@ def test_ten_vms_two_libraries_one_broken(
         "fleet", "build", str(_fleet(tmp_path, a, b)), "--root", str(root), "--jobs", "2", "--json"
     )
     assert proc.returncode == 1, proc.stderr  # not all built
-    out = json.loads(proc.stdout)
+    out = json_result(proc, ok=False)
     status = {v["name"]: v["status"] for v in out["vms"]}
     assert status.pop("b-broken") == "failed"
     assert set(status.values()) == {"built"} and len(status) == 9

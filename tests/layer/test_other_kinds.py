@@ -12,7 +12,7 @@ from nixlayer.errors import NixlayerError
 from nixlayer.layer.activate import activate
 from nixlayer.layer.guard import protected_units, violations
 from nixlayer.planner.others import plan_darwin
-from tests.helpers import cli, run_nix
+from tests.helpers import cli, json_result, run_nix
 from tests.layer.conftest import Layered
 from tests.layer.test_switch import SSHD_CHANGE
 
@@ -45,7 +45,7 @@ def test_system_manager_layer_switches(layered: Layered, sm_current: str) -> Non
     env = {**layered.env, "NIXLAYER_FAKE_SM_LOG": str(log)}
     proc = cli(*_sm_args(layered, sm_current, "--json"), env=env)
     assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
+    result = json_result(proc)
     new = result["toplevel"]
     assert result["plan"]["start"] == ["docker.service"]
     assert result["plan"]["stop"] == [] and result["plan"]["restart"] == []
@@ -63,8 +63,8 @@ def test_system_manager_refuses_and_rolls_back(layered: Layered, sm_current: str
     refused = cli(*_sm_args(layered, sm_current, job=job), env=env)
     assert refused.returncode == 3 and "sshd.service was changed" in refused.stderr
     assert not log.exists()
-    dry = json.loads(
-        cli(*_sm_args(layered, sm_current, "--action", "dry-activate", "--json"), env=env).stdout
+    dry = json_result(
+        cli(*_sm_args(layered, sm_current, "--action", "dry-activate", "--json"), env=env)
     )
     env["NIXLAYER_FAKE_SM_FAIL"] = Path(dry["toplevel"]).name[:32]
     failed = cli(*_sm_args(layered, sm_current), env=env)

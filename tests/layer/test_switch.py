@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nixlayer.layer.guard import DEFAULT_PROTECTED
-from tests.helpers import cli, run_nix
+from tests.helpers import cli, json_result, run_nix
 from tests.layer.conftest import NIXLIB, Layered, lock_job
 
 pytestmark = pytest.mark.nix
@@ -37,7 +37,7 @@ def _units(toplevel: str) -> dict[str, bytes]:
 def test_job_layer_keeps_the_base_and_uses_its_own_nixpkgs(layered: Layered) -> None:
     proc = cli(*layered.args("--action", "dry-activate", "--json"), env=layered.env)
     assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
+    result = json_result(proc)
     job_units, base_units = _units(result["toplevel"]), _units(layered.base_toplevel)
     assert set(job_units) - set(base_units) == {"docker.service"}
     for name, data in base_units.items():
@@ -108,7 +108,8 @@ def test_a_job_that_swaps_the_base_nixpkgs_is_refused(layered: Layered) -> None:
     ):
         assert unit in proc.stderr, unit
     assert "cron.service" not in proc.stderr  # not protected: it may restart
-    assert proc.stdout == "" and layered.stc_calls() == []
+    assert json_result(proc, ok=False) is None and layered.stc_calls() == []
+    assert json.loads(proc.stdout)["error"]["kind"] == "guard"
 
 
 def test_protect_adds_units(layered: Layered) -> None:
@@ -134,7 +135,7 @@ def test_failed_activation_rolls_back(layered: Layered) -> None:
     # Fail only the new system: match its store hash, which the base's path lacks.
     dry = json.loads(
         cli(*layered.args("--action", "dry-activate", "--json"), env=layered.env).stdout
-    )
+    )["result"]
     new = dry["toplevel"]
     env = {**layered.env, "NIXLAYER_FAKE_STC_FAIL": Path(new).name[:32]}
     layered.stc_log.unlink()
@@ -240,7 +241,7 @@ def test_prepare_rewrites_only_the_base_entry(layered: Layered) -> None:
     )
     dry = json.loads(
         cli(*layered.args("--action", "dry-activate", "--json"), env=layered.env).stdout
-    )
+    )["result"]
     assert plain[0]["outputs"]["out"] == dry["toplevel"]
 
 

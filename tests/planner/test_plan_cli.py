@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import cli
+from tests.helpers import cli, json_result
 from tests.planner.scenarios import SCENARIOS
 from tests.planner.test_scenarios import write_tree
 
@@ -44,7 +44,7 @@ def test_json_output(tmp_path: Path) -> None:
         str(tmp_path / "run"),
     )
     assert proc.returncode == 0, proc.stderr
-    plan = json.loads(proc.stdout)
+    plan = json_result(proc)
     assert plan["lines"] == MIXED.lines
     assert set(plan) >= {
         "stop",
@@ -94,7 +94,7 @@ def test_asks_systemctl_without_units(tmp_path: Path) -> None:
         env={"NIXLAYER_SYSTEMCTL": str(fake)},
     )
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["lines"] == MIXED.lines
+    assert json_result(proc)["lines"] == MIXED.lines
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from nixlayer.closure.run import run_closure
 from nixlayer.closure.spec import VMSpec
 from nixlayer.planner.plan import plan_switch
-from tests.helpers import StandIn, cli
+from tests.helpers import StandIn, cli, json_result
 
 pytestmark = pytest.mark.nix
 
@@ -58,4 +58,4 @@ def test_plan_between_two_built_systems(own_stand_in: StandIn, tmp_path: Path) -
         "--json",
     )
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["lines"][-1] == "would restart the following units: sshd.service"
+    assert json_result(proc)["lines"][-1] == "would restart the following units: sshd.service"

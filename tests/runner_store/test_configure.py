@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import cli
+from tests.helpers import cli, json_result
 
 CONFIGS = Path(__file__).parent / "configs"
 DIGEST = "nixos/nix@sha256:" + "a" * 64
@@ -156,7 +155,7 @@ def test_status(tmp_path: Path) -> None:
         "--runner",
         "autoscaler-c",
     )
-    out = json.loads(cli("runner-store", "status", "--config", str(config), "--json").stdout)
+    out = json_result(cli("runner-store", "status", "--config", str(config), "--json"))
     modes = {r["name"]: (r["mode"], r["image"]) for r in out["runners"]}
     assert modes == {
         "docker-a": ("copy", DIGEST),

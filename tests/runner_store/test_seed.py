@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import cli, nixlayer_bin, run_nix
+from tests.helpers import cli, json_result, nixlayer_bin, run_nix
 from tests.runner_store.images import build_paths, docker_save, image_root, layers_for, oci_layout
 
 pytestmark = pytest.mark.nix
@@ -45,12 +45,12 @@ def test_docker_save_seed_is_complete_and_incremental(
     d = tmp_path / "shared"
     first = seed("--image-archive", str(archive), "--dir", str(d))
     assert first.returncode == 0, first.stderr
-    out = json.loads(first.stdout)
+    out = json_result(first)
     assert out["image_paths"] == len(expected) and sorted(out["copied"]) == sorted(expected)
     assert store_paths(d) == expected
     assert not (d / "nix/store/00000000000000000000000000000000-decoy").exists()  # whited out
     run_nix("store", "verify", "--no-trust", "--all", "--store", f"local?root={d}")
-    again = json.loads(seed("--image-archive", str(archive), "--dir", str(d)).stdout)
+    again = json_result(seed("--image-archive", str(archive), "--dir", str(d)))
     assert again["copied"] == [] and again["verified"] == 0
 
 
@@ -65,7 +65,7 @@ def test_oci_seed(image: tuple[Path, set[str], list[bytes]], tmp_path: Path, as_
     proc = seed("--image-archive", str(target), "--dir", str(d), "--full-verify")
     assert proc.returncode == 0, proc.stderr
     assert store_paths(d) == expected
-    assert json.loads(proc.stdout)["verified"] == len(expected)
+    assert json_result(proc)["verified"] == len(expected)
 
 
 def test_a_new_image_copies_only_what_changed(
@@ -82,7 +82,7 @@ def test_a_new_image_copies_only_what_changed(
     extra = build_paths(tmp_path, n=2, size=1000, tag="v2")
     root2 = image_root(tmp_path, "img2", [*sorted(expected), *extra])
     v2 = docker_save(tmp_path / "v2.tar", layers_for(root2))
-    out = json.loads(seed("--image-archive", str(v2), "--dir", str(d)).stdout)
+    out = json_result(seed("--image-archive", str(v2), "--dir", str(d)))
     assert sorted(out["copied"]) == sorted(extra)
     assert store_paths(d) == expected | set(extra)
 
@@ -167,13 +167,13 @@ def test_status_of_a_seeded_store(
     config.write_text('[[runners]]\n  name = "a"\n  executor = "docker"\n')
     out = json.loads(
         cli("runner-store", "status", "--config", str(config), "--dir", str(d), "--json").stdout
-    )
+    )["result"]
     assert out["store"]["healthy"] is True and out["store"]["valid_paths"] == len(expected)
     assert out["store"]["bytes"] > 8 * 20_000
     (d / "nix/store/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-leftover").mkdir()
     out = json.loads(
         cli("runner-store", "status", "--config", str(config), "--dir", str(d), "--json").stdout
-    )
+    )["result"]
     assert out["store"]["healthy"] is False and "unregistered" in out["store"]["problem"]
 
 

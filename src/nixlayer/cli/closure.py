@@ -1,4 +1,4 @@
-"""`render`, `lock`, `build`, `run`, `schema`: the VM closure commands.
+"""`render`, `lock`, `build`, `run`: the VM closure commands.
 
 Flow modules are imported inside the handlers so that `nixlayer build` does not
 pay for pydantic and YAML at start-up.
@@ -10,19 +10,11 @@ import argparse
 import json
 from typing import Any
 
+from nixlayer.cli.nixopts import nix_from_args
 from nixlayer.cli.output import build_progress, emit_json, info
 
 
-def register(sub: Any, common_only: argparse.ArgumentParser) -> None:
-    common = argparse.ArgumentParser(add_help=False, parents=[common_only])
-    common.add_argument(
-        "--option",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="pass a setting to every nix call (e.g. --option builders @/etc/nix/machines)",
-    )
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
     spec_flags = argparse.ArgumentParser(add_help=False)
     g = spec_flags.add_argument_group("spec fields (override the SPEC file)")
     g.add_argument("--vm-name", help="host name and config directory name")
@@ -130,9 +122,6 @@ def register(sub: Any, common_only: argparse.ArgumentParser) -> None:
     p.add_argument("--out-link", metavar="PATH", help="GC root for the result")
     p.set_defaults(handler=_run)
 
-    p = sub.add_parser("schema", parents=[common_only], help="print the JSON Schema of SPEC")
-    p.set_defaults(handler=_schema)
-
 
 def _spec_from_args(args: argparse.Namespace) -> Any:
     import yaml
@@ -189,9 +178,7 @@ def _show_rendered(result: Any, args: argparse.Namespace) -> None:
 
 
 def _nix(args: argparse.Namespace) -> Any:
-    from nixlayer.nix.runner import Nix
-
-    return Nix(options=[x for name, value in args.option for x in ("--option", name, value)])
+    return nix_from_args(args)
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -267,10 +254,3 @@ def _print_closure(data: dict[str, Any], as_json: bool) -> None:
     else:
         for key in ("toplevel", "init", "initrd", "config_dir"):
             print(f"{key}={data.get(key) or ''}")
-
-
-def _schema(args: argparse.Namespace) -> int:
-    from nixlayer.closure.spec import VMSpec
-
-    emit_json(VMSpec.model_json_schema())
-    return 0

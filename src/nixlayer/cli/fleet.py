@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from nixlayer.cli.nixopts import nix_from_args
 from nixlayer.cli.output import emit_json
 
 
@@ -24,15 +25,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", "-j", type=int, default=1, help="VMs in flight at once (default 1)")
     p.add_argument("--root", metavar="DIR", help="config root (as for `nixlayer run`)")
     p.add_argument("--library", metavar="FLAKEREF", help="library for VMs whose spec has none")
-    g = p.add_argument_group("Nix distributed builds (passed to every nix call)")
-    g.add_argument(
-        "--builders",
-        metavar="SPEC",
-        help="remote builders, e.g. @/etc/nix/machines or 'ssh://b1 x86_64-linux'",
-    )
-    g.add_argument("--max-jobs", metavar="N", help="local build jobs (0: only remote builders)")
-    g.add_argument("--store", metavar="URL", help="the store to build in")
-    g.add_argument("--eval-store", metavar="URL", help="the store to evaluate in")
     p.set_defaults(handler=_fleet_build)
 
     wm = sub.add_parser("windmill", help="Windmill workspace fragments")
@@ -49,24 +41,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=_windmill_export)
 
 
-def _nix_options(args: argparse.Namespace) -> list[str]:
-    out: list[str] = []
-    if args.builders is not None:
-        out += ["--option", "builders", args.builders]
-    if args.max_jobs is not None:
-        out += ["--max-jobs", str(args.max_jobs)]
-    if args.store:
-        out += ["--store", args.store]
-    if args.eval_store:
-        out += ["--eval-store", args.eval_store]
-    return out
-
-
 def _fleet_build(args: argparse.Namespace) -> int:
     from nixlayer.closure.fleet import fleet_build
     from nixlayer.closure.fleetspec import load_fleet
     from nixlayer.errors import InputError
-    from nixlayer.nix.runner import Nix
 
     if args.jobs < 1:
         raise InputError("--jobs", f"must be at least 1, got {args.jobs}")
@@ -76,11 +54,16 @@ def _fleet_build(args: argparse.Namespace) -> int:
         root=args.root,
         library=args.library,
         jobs=args.jobs,
-        nix=Nix(options=_nix_options(args)),
+        nix=nix_from_args(args),
     )
     ok = all(o.status == "built" for o in outcomes)
+    built = sum(o.status == "built" for o in outcomes)
     if args.json:
-        emit_json({"ok": ok, "vms": [o.to_json() for o in outcomes]})
+        emit_json(
+            {"vms": [o.to_json() for o in outcomes]},
+            exit_code=0 if ok else 1,
+            message=f"{built}/{len(outcomes)} built",
+        )
     else:
         from rich.console import Console
         from rich.table import Table
@@ -97,7 +80,6 @@ def _fleet_build(args: argparse.Namespace) -> int:
         # On a pipe, one row per line (no wrapping at an assumed 80 columns).
         width = None if sys.stdout.isatty() else 100_000
         Console(file=sys.stdout, highlight=False, width=width).print(table)
-        built = sum(o.status == "built" for o in outcomes)
         print(f"{built}/{len(outcomes)} built")
     return 0 if ok else 1
 

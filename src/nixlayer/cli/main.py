@@ -10,9 +10,10 @@ import sys
 from collections.abc import Sequence
 
 from nixlayer import __version__
-from nixlayer.cli import closure, fleet, plan, runner_store, switch
-from nixlayer.cli.output import error, setup_logging
-from nixlayer.errors import NixError, NixlayerError
+from nixlayer.cli import closure, fleet, plan, runner_store, schema, switch
+from nixlayer.cli.nixopts import add_nix_options
+from nixlayer.cli.output import emit_failure, error, setup_logging, start_json
+from nixlayer.errors import GuardRefusedError, InputError, NixError, NixlayerError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "-q", "--quiet", action="store_true", help="only warnings and errors on stderr"
     )
+    add_nix_options(common)
     parser = argparse.ArgumentParser(
         prog="nixlayer",
         description="Build per-VM NixOS closures from a typed spec, and predict NixOS "
@@ -34,25 +36,46 @@ def build_parser() -> argparse.ArgumentParser:
     switch.register(sub, common)
     fleet.register(sub, common)
     runner_store.register(sub, common)
+    schema.register(sub, common)
     return parser
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """'build', 'fleet build', 'runner-store seed': the words the user typed to pick it."""
+    words = [args.command]
+    words += [v for k, v in sorted(vars(args).items()) if k.endswith("_command") and v]
+    return " ".join(words)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.quiet)
+    start_json(command_name(args), bool(getattr(args, "json", False)))
     try:
         code: int = args.handler(args)
         return code
     except KeyboardInterrupt:
         error("interrupted")
+        emit_failure(130, {"kind": "interrupted", "message": "interrupted"})
         return 130
     except NixError as exc:
         error(f"nix failed (exit {exc.returncode}): {exc.command}")
         sys.stderr.write(exc.stderr.rstrip() + "\n" if exc.stderr.strip() else "")
+        nix = {"command": exc.command, "returncode": exc.returncode, "stderr": exc.stderr}
+        emit_failure(exc.exit_code, {"kind": "nix", "message": exc.first_error(), "nix": nix})
         return exc.exit_code
     except NixlayerError as exc:
         error(str(exc))
+        kind = (
+            "input"
+            if isinstance(exc, InputError)
+            else "guard"
+            if isinstance(exc, GuardRefusedError)
+            else "failure"
+        )
+        field = exc.field if isinstance(exc, InputError) else None
+        emit_failure(exc.exit_code, {"kind": kind, "message": str(exc), "field": field})
         return exc.exit_code
 
 

@@ -34,6 +34,27 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
             super().emit(record)
 
 
+class _JsonState:
+    """What the one `--json` envelope needs: the command, warnings seen, whether it was printed."""
+
+    enabled = False
+    command = ""
+    warnings: list[str]
+    emitted = False
+
+    def __init__(self) -> None:
+        self.warnings = []
+
+
+_json = _JsonState()
+
+
+class _WarningCollector(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        if _json.enabled and record.levelno >= logging.WARNING:
+            _json.warnings.append(record.getMessage())
+
+
 class _StderrFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         msg = record.getMessage()
@@ -46,14 +67,60 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     handler = _StderrHandler(sys.stderr)
     handler.setFormatter(_StderrFormatter())
     root = logging.getLogger("nixlayer")
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, _WarningCollector()]
     root.propagate = False
     # Default: the nix commands we run (pasteable) and warnings; -q: warnings only.
     root.setLevel(logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO))
 
 
-def emit_json(data: Any) -> None:
+def start_json(command: str, enabled: bool) -> None:
+    _json.enabled = enabled
+    _json.command = command
+    _json.warnings = []
+    _json.emitted = False
+
+
+def json_enabled() -> bool:
+    return _json.enabled
+
+
+def emit_json(data: Any, *, exit_code: int = 0, message: str | None = None) -> None:
+    """Print the envelope with the command's `data` (under `--json`; else the bare data).
+
+    A command that produced data but still fails (a fleet with a broken VM) passes its
+    non-zero `exit_code` and a one-line `message`.
+    """
+    if not _json.enabled:
+        _write(data)
+        return
+    error = None if exit_code == 0 else {"kind": "failure", "message": message or "failed"}
+    _write_envelope(data, exit_code, error)
+
+
+def emit_failure(exit_code: int, error: dict[str, Any]) -> None:
+    """The envelope for a command that raised before printing its result."""
+    if _json.enabled and not _json.emitted:
+        _write_envelope(None, exit_code, error)
+
+
+def _write_envelope(data: Any, exit_code: int, error: dict[str, Any] | None) -> None:
+    _json.emitted = True
+    _write(
+        {
+            "version": 1,
+            "command": _json.command,
+            "ok": exit_code == 0,
+            "exit_code": exit_code,
+            "result": data,
+            "error": error,
+            "warnings": list(_json.warnings),
+        }
+    )
+
+
+def _write(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    sys.stdout.flush()
 
 
 def info(text: str) -> None:

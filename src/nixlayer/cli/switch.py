@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from nixlayer.cli.nixopts import nix_from_args
 from nixlayer.cli.output import build_progress, emit_json, info
 
 
@@ -86,6 +87,7 @@ def _switch(args: argparse.Namespace) -> int:
             runtime_dir=args.runtime_dir,
             profile=args.profile,
             progress=progress,
+            nix=nix_from_args(args),
         )
     if args.json:
         emit_json(result.to_json())
@@ -100,7 +102,7 @@ def _switch(args: argparse.Namespace) -> int:
 def _prepare(args: argparse.Namespace) -> int:
     from nixlayer.layer.switch import prepare
 
-    out = prepare(args.flake_dir, base=args.base)
+    out = prepare(args.flake_dir, base=args.base, nix=nix_from_args(args))
     if args.json:
         emit_json(out)
     else:

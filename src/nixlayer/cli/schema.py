@@ -1,0 +1,43 @@
+"""`nixlayer schema [NAME]`: the published JSON Schemas (a VM spec, the --json envelope)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from nixlayer.cli.output import emit_json
+
+
+def _spec() -> dict[str, Any]:
+    from nixlayer.closure.spec import VMSpec
+
+    return VMSpec.model_json_schema()
+
+
+def _envelope() -> dict[str, Any]:
+    from nixlayer.cli.envelope import envelope_schema
+
+    return envelope_schema()
+
+
+SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {"spec": _spec, "envelope": _envelope}
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "schema",
+        parents=[common],
+        help="print a JSON Schema (spec: a VM spec; envelope: the --json output of every command)",
+    )
+    p.add_argument("name", nargs="?", default="spec", choices=sorted(SCHEMAS))
+    p.set_defaults(handler=_schema)
+
+
+def _schema(args: argparse.Namespace) -> int:
+    # The schema itself is the output, with or without --json: it is what tools consume.
+    from nixlayer.cli.output import start_json
+
+    start_json("schema", False)
+    emit_json(SCHEMAS[args.name]())
+    return 0
