@@ -7,7 +7,6 @@ pay for pydantic and YAML at start-up.
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from nixlayer.cli.nixopts import nix_from_args
@@ -42,7 +41,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--system", choices=["x86_64-linux", "aarch64-linux"])
     g.add_argument(
-        "--update-lock", action="store_true", default=None, help="re-pin the library when locking"
+        "--update-library",
+        action="store_true",
+        default=None,
+        help="re-pin the library when locking",
     )
     g.add_argument(
         "--force-host-roles",
@@ -79,6 +81,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         description="Render the per-VM config directory from SPEC (YAML or JSON).",
     )
     p.add_argument("spec", metavar="SPEC", help="spec file, or - for standard input")
+    p.add_argument("--show", action="store_true", help="print the rendered files on stderr")
     p.set_defaults(handler=_render)
 
     p = sub.add_parser(
@@ -104,12 +107,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="GC root for the result (default <root>/.nixlayer/results/<vm>)",
     )
-    p.add_argument("--system", help="build packages.<system>.toplevel instead of #toplevel")
-    p.add_argument(
-        "--configuration",
-        default="vm",
-        help="nixosConfigurations name, for the initrd fallback (default vm)",
-    )
     p.set_defaults(handler=_build)
 
     p = sub.add_parser(
@@ -120,13 +117,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("spec", metavar="SPEC", help="spec file, or - for standard input")
     p.add_argument("--out-link", metavar="PATH", help="GC root for the result")
+    p.add_argument("--show", action="store_true", help="print the rendered files on stderr")
     p.set_defaults(handler=_run)
 
 
 def _spec_from_args(args: argparse.Namespace) -> Any:
-    import yaml
-
     from nixlayer.closure.specfile import load_spec
+    from nixlayer.closure.strictdata import loads_yaml
     from nixlayer.errors import InputError
 
     overrides: dict[str, Any] = {
@@ -136,39 +133,27 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
         "test_suites": args.test_suites,
         "ssh_keys": args.ssh_keys,
         "system": args.system,
-        "update_lock": args.update_lock,
+        "update_library": args.update_library,
         "force_host_roles": args.force_host_roles,
     }
     for item in args.set:
         field, sep, raw = item.partition("=")
         if not sep or not field:
             raise InputError("--set", f"expected FIELD=VALUE, got {item!r}")
-        try:
-            overrides[field.strip()] = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise InputError(f"--set {field}", f"value is not valid YAML: {exc}") from exc
+        overrides[field.strip()] = loads_yaml(raw, field.strip(), "--set")
     return load_spec(args.spec, overrides)
 
 
 def _catalog_from_args(args: argparse.Namespace) -> Any:
     if not args.catalog:
         return None
-    from pydantic import ValidationError
+    from nixlayer.closure.catalog import load_catalog
 
-    from nixlayer.closure.catalog import Catalog
-    from nixlayer.errors import InputError
-
-    try:
-        with open(args.catalog) as fh:
-            return Catalog.model_validate(json.load(fh))
-    except OSError as exc:
-        raise InputError("--catalog", f"cannot read {args.catalog}: {exc.strerror}") from exc
-    except (json.JSONDecodeError, ValidationError) as exc:
-        raise InputError("--catalog", f"{args.catalog}: {str(exc).splitlines()[0]}") from exc
+    return load_catalog(args.catalog, "--catalog")
 
 
 def _show_rendered(result: Any, args: argparse.Namespace) -> None:
-    if args.quiet:
+    if not args.show:
         return
     for path, text in (
         (result.flake_nix, result.flake_text),
@@ -209,8 +194,7 @@ def _lock(args: argparse.Namespace) -> int:
     from nixlayer.closure.lock import lock_config
 
     result = lock_config(args.config_dir, update_library=args.update_library, nix=_nix(args))
-    moved = ", ".join(result.updated_inputs) or "no existing pins moved"
-    return _report(args, result.to_json(), f"locked {result.lock_file} ({moved})")
+    return _report(args, result.to_json(), f"locked {result.lock_file} ({result.summary()})")
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -220,8 +204,6 @@ def _build(args: argparse.Namespace) -> int:
         result = build_closure(
             args.config_dir,
             out_link=args.out_link,
-            system=args.system,
-            configuration=args.configuration,
             nix=_nix(args),
             progress=progress,
         )

@@ -131,6 +131,11 @@ def info(text: str) -> None:
         sys.stderr.write(text if text.endswith("\n") else text + "\n")
 
 
+def set_live_console(console: Console | None) -> None:
+    """Route log lines through `console` while it shows a live status (None: stop)."""
+    _live_state.console = console
+
+
 def error(text: str) -> None:
     sys.stderr.write(f"nixlayer: error: {text}\n")
 

@@ -1,6 +1,7 @@
 """Step 3: build the toplevel and read init and initrd from its bootspec.
 
-Kept free of pydantic so `nixlayer build` starts fast.
+What to build (system, configuration) comes from render's manifest. Kept free of
+pydantic so `nixlayer build` starts fast.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from pathlib import Path
 
 from nixlayer.closure.bootspec import read_bootspec
 from nixlayer.closure.lock import check_config_dir
+from nixlayer.closure.manifest import Manifest, read_manifest
+from nixlayer.closure.paths import prepare_root
 from nixlayer.closure.results import BuildResult
 from nixlayer.errors import InputError, NixlayerError
 from nixlayer.fsutil import state_dir, target_lock
-from nixlayer.nix import commands
+from nixlayer.nix import commands, nixlang
 from nixlayer.nix.runner import Nix, ProgressCallback
 
 
@@ -28,21 +31,24 @@ def build_closure(
     *,
     out_link: Path | str | None = None,
     system: str | None = None,
-    configuration: str = "vm",
+    configuration: str | None = None,
     nix: Nix | None = None,
     progress: ProgressCallback | None = None,
 ) -> BuildResult:
+    """`system` and `configuration`, when given (a Windmill flow passes render's),
+    must be what render wrote; by default they are read from its manifest."""
     cdir = check_config_dir(config_dir)
+    manifest = read_manifest(cdir)
+    for name, given, rendered in (
+        ("system", system, manifest.system),
+        ("configuration", configuration, manifest.configuration),
+    ):
+        if given not in (None, rendered):
+            raise InputError(name, f"{given!r} differs from the rendered {rendered!r} in {cdir}")
     link = check_out_link(cdir, out_link)
+    prepare_root(cdir.parent)
     with target_lock(cdir.parent, cdir.name):
-        return build_unlocked(
-            cdir,
-            out_link=link,
-            system=system,
-            configuration=configuration,
-            nix=nix,
-            progress=progress,
-        )
+        return build_unlocked(cdir, out_link=link, nix=nix, progress=progress)
 
 
 def check_out_link(cdir: Path, out_link: Path | str | None) -> Path:
@@ -60,43 +66,75 @@ def build_unlocked(
     cdir: Path,
     *,
     out_link: Path,
-    system: str | None,
-    configuration: str = "vm",
     nix: Nix | None = None,
     progress: ProgressCallback | None = None,
 ) -> BuildResult:
     nix = nix or Nix()
-    attr = f"packages.{system}.toplevel" if system else "toplevel"
+    manifest = read_manifest(cdir)
+    flake = f"path:{cdir}"
+    if manifest.overrides:
+        check_overrides(nix, flake, manifest)
     out_link.parent.mkdir(parents=True, exist_ok=True)
-    argv = commands.build(f"path:{cdir}#{attr}", out_link=out_link, progress_json=bool(progress))
+    argv = commands.build(
+        f"{flake}#{manifest.installable}", out_link=out_link, progress_json=bool(progress)
+    )
     proc = nix.run(argv, progress=progress)
-    toplevel = _out_path(proc.stdout, out_link)
+    toplevel = out_path(proc.stdout) or str(out_link.resolve())
     spec = read_bootspec(Path(toplevel))
     init = spec.init if spec else f"{toplevel}/init"
     initrd = spec.initrd if spec else None
     if initrd is None:
-        initrd = _evaluated_initrd(nix, cdir, configuration)
+        initrd = _evaluated_initrd(nix, flake, manifest.configuration)
     return BuildResult(
         toplevel=toplevel, init=init, initrd=initrd, config_dir=cdir, out_link=out_link
     )
 
 
-def _out_path(stdout: str, out_link: Path) -> str:
+def check_overrides(nix: Nix, flake: str, manifest: Manifest) -> None:
+    """Every override must name a package of the VM's package set that its closure
+    uses; otherwise the overlay would be silently ignored."""
+    names = nixlang.string(json.dumps([o.pkg for o in manifest.overrides]))
+    # The rendered overlay throws for a name the package set lacks; tryEval turns
+    # that into null.
+    apply = (
+        "c: map (n: let r = builtins.tryEval (c.pkgs.${n}.drvPath or null); in "
+        f"if r.success then r.value else null) (builtins.fromJSON {names})"
+    )
+    config = f"{flake}#nixosConfigurations.{nixlang.attr_name(manifest.configuration)}"
+    drvs = json.loads(nix.run(commands.eval_json(config, apply)).stdout)
+    closure = set(
+        nix.run(commands.derivation_closure(f"{flake}#{manifest.installable}")).stdout.split()
+    )
+    for i, (o, drv) in enumerate(zip(manifest.overrides, drvs, strict=True)):
+        if drv is None:
+            raise InputError(
+                f"overrides[{i}].pkg", f"{o.pkg!r} is not a package of this VM's package set"
+            )
+        if drv not in closure:
+            raise InputError(
+                f"overrides[{i}].pkg",
+                f"{o.pkg!r} is not in this VM's closure (no selected profile or test suite "
+                "uses it), so overriding it would change nothing",
+            )
+
+
+def out_path(stdout: str) -> str | None:
+    """The `out` output in `nix build --json`'s report (every dialect prints one)."""
     try:
         built = json.loads(stdout)
         return str(built[0]["outputs"]["out"])
     except (json.JSONDecodeError, LookupError, TypeError):
-        if out_link.exists():
-            return str(out_link.resolve())
-        raise NixlayerError(f"nix build printed no output path: {stdout[:200]!r}") from None
+        return None
 
 
-def _evaluated_initrd(nix: Nix, cdir: Path, configuration: str) -> str | None:
+def _evaluated_initrd(nix: Nix, flake: str, configuration: str) -> str | None:
     """No initrd in the bootspec: build the configuration's initial ramdisk."""
-    base = f"path:{cdir}#nixosConfigurations.{configuration}.config.system"
+    base = f"{flake}#nixosConfigurations.{nixlang.attr_name(configuration)}.config.system"
     file_name = json.loads(nix.run(commands.eval_json(f"{base}.boot.loader.initrdFile")).stdout)
     proc = nix.run(
         commands.build(f"{base}.build.initialRamdisk", out_link=None, progress_json=False)
     )
-    ramdisk = _out_path(proc.stdout, Path("/nonexistent"))
+    ramdisk = out_path(proc.stdout)
+    if ramdisk is None:
+        raise NixlayerError(f"nix build printed no output path: {proc.stdout[:200]!r}")
     return f"{ramdisk}/{file_name}"

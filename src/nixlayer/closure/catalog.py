@@ -1,8 +1,15 @@
-"""What a library offers: profiles, test suites, gates. Defaults to nixos-flake's."""
+"""What a library offers: profiles, test suites, gates, automatic shares.
+Defaults to nixos-flake's."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import re
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nixlayer.errors import InputError
 
 NIXOS_FLAKE_SUITES = (
     "blktests",
@@ -14,6 +21,32 @@ NIXOS_FLAKE_SUITES = (
     "selftests",
     "sysbench",
 )
+# Module and option names the catalog puts into Nix source: plain attribute names.
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_+-]{0,99}$")
+MAX_CATALOG_BYTES = 1 << 20
+
+
+def _name(value: str) -> str:
+    if not NAME_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a module name (letters, digits, _ + -)")
+    return value
+
+
+def _option_path(value: str) -> str:
+    for part in value.split("."):
+        _name(part)
+    return value
+
+
+def _mount(value: str) -> str:
+    if not value.startswith("/") or "\x00" in value or ".." in value.split("/"):
+        raise ValueError(f"{value!r} is not an absolute mount point")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
+OptionPath = Annotated[str, AfterValidator(_option_path)]
+Mount = Annotated[str, AfterValidator(_mount)]
 
 
 class Catalog(BaseModel):
@@ -25,22 +58,29 @@ class Catalog(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    profiles: tuple[str, ...] = Field(description="nixosModules.profiles.<name> the library has")
-    test_suites: tuple[str, ...] = Field(description="nixosModules.testSuites.<name>")
-    gates: dict[str, str] = Field(
+    profiles: tuple[Name, ...] = Field(description="nixosModules.profiles.<name> the library has")
+    test_suites: tuple[Name, ...] = Field(description="nixosModules.testSuites.<name>")
+    gates: dict[Name, OptionPath] = Field(
         default_factory=dict,
         description="profile -> option set to true when it is selected (gated profiles)",
     )
-    default_profiles: tuple[str, ...] = ()
-    default_test_suites: tuple[str, ...] = ()
-    host_roles: tuple[str, ...] = Field(
+    default_profiles: tuple[Name, ...] = ()
+    default_test_suites: tuple[Name, ...] = ()
+    host_roles: tuple[Name, ...] = Field(
         default=(), description="profiles refused on the imageless backend unless forced"
     )
-    reserved_tags: tuple[str, ...] = ("store", "modules")
-    library_input: str = Field(
+    reserved_tags: tuple[Name, ...] = ("store", "modules")
+    suite_shares: dict[Name, dict[Mount, Name]] = Field(
+        default_factory=dict,
+        description="test suite -> {mount point: tag} shares added when it is selected",
+    )
+    home_tag: Name | None = Field(
+        default=None, description="virtiofs tag of the operator's home share (spec `home`)"
+    )
+    library_input: Name = Field(
         default="nixos-flake", description="the flake input name of the library in the template"
     )
-    configuration: str = Field(
+    configuration: Name = Field(
         default="vm", description="nixosConfigurations.<name> of the template"
     )
 
@@ -51,6 +91,7 @@ class Catalog(BaseModel):
             ("default_test_suites", self.test_suites),
             ("host_roles", self.profiles),
             ("gates", self.profiles),
+            ("suite_shares", self.test_suites),
         ):
             for name in getattr(self, field):
                 if name not in known:
@@ -68,4 +109,23 @@ NIXOS_FLAKE_CATALOG = Catalog(
     default_profiles=("devel", "build-tools", "monitoring"),
     default_test_suites=NIXOS_FLAKE_SUITES,
     host_roles=("controller",),
+    # The fstests module's xfstests@.service reads its config and writes results there.
+    suite_shares={"fstests": {"/var/lib/xfstests": "fstests"}},
+    home_tag="home",
 )
+
+
+def load_catalog(path: Path | str, field: str) -> Catalog:
+    """A catalog JSON file, strictly: UTF-8, no duplicate keys, every error naming
+    the catalog field (`<field>.profiles[0]: ...`)."""
+    from nixlayer.closure.strictdata import loads_json, read_text
+
+    text = read_text(path, field, limit=MAX_CATALOG_BYTES)
+    data = loads_json(text, field, str(path))
+    try:
+        return Catalog.model_validate(data)
+    except ValidationError as exc:
+        from nixlayer.closure.specfile import spec_error
+
+        err = spec_error(exc)
+        raise InputError(f"{field}.{err.field}", f"{err.message} (in {path})") from None

@@ -67,16 +67,24 @@ def override_input_name(pkg: str) -> str:
     return f"{pkg}-src"
 
 
+def override_type(o: Override) -> str:
+    """`path` for a local checkout (render has made it absolute), else `git`."""
+    return "path" if o.src.startswith("/") else "git"
+
+
 def _override_input(o: Override, indent: str) -> str:
-    """A non-flake `<pkg>-src` input: `path` for a local checkout, else `git`."""
+    """A non-flake `<pkg>-src` input. Git sources are fetched with their submodules:
+    the library's libbpf-tools builds from bcc, whose libbpf, bpftool and blazesym
+    are submodules; a repository without any is unaffected."""
     attrs: dict[str, nixlang.NixValue]
-    if o.src.startswith("/"):
+    if override_type(o) == "path":
         attrs = {"type": "path", "path": o.src}
     else:
         url = o.src.removeprefix("git+")
         attrs = {"type": "git", "url": url}
         if o.ref:
             attrs["ref"] = o.ref
+        attrs["submodules"] = True
     attrs["flake"] = False
     body = nixlang.value(attrs, indent=len(indent) // 2)
     return f"\n{indent}{nixlang.attr_name(override_input_name(o.pkg))} = {body};"

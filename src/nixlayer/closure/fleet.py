@@ -1,33 +1,43 @@
 """Build many VM closures: bounded parallelism, one lock per library revision,
-and failures isolated to the VM they belong to."""
+failures isolated to the VM they belong to and told in full in a log per VM."""
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from nixlayer.closure.build import build_unlocked, default_out_link
+from nixlayer.closure.failure import Failure, describe
 from nixlayer.closure.fleetspec import FleetEntry
-from nixlayer.closure.lock import lock_unlocked
+from nixlayer.closure.lock import LockFile, library_input_names, lock_unlocked, read_lock
+from nixlayer.closure.paths import config_root, prepare_root
 from nixlayer.closure.render import commit_render, plan_render
 from nixlayer.closure.results import RenderResult
-from nixlayer.errors import NixError, NixlayerError
-from nixlayer.fsutil import target_lock, write_files_atomically
+from nixlayer.closure.spec import VMSpec
+from nixlayer.errors import NixlayerError
+from nixlayer.fsutil import state_dir, target_lock, write_files_atomically
 from nixlayer.nix.runner import Nix
 
 log = logging.getLogger("nixlayer")
 
+Status = Literal["built", "failed", "invalid"]
+Phase = Literal["locking", "building", "built", "failed", "invalid"]
+
 
 @dataclass(frozen=True)
 class VMOutcome:
-    name: str
-    status: str  # "built", "failed" (nix or lock error) or "invalid" (bad spec)
+    """One VM's result. `seconds` counts that VM's own steps (not its wait for a
+    free slot); `error` is one line, `log` the whole failure (also in `log_file`)."""
+
+    vm_name: str
+    status: Status
     seconds: float
     toplevel: str | None = None
     init: str | None = None
@@ -35,20 +45,29 @@ class VMOutcome:
     config_dir: str | None = None
     library: str | None = None
     error: str | None = None
+    log: str | None = None
+    log_file: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _error_text(exc: NixlayerError) -> str:
-    return f"error: {exc.first_error()}" if isinstance(exc, NixError) else str(exc)
+@dataclass(frozen=True)
+class FleetEvent:
+    vm_name: str
+    phase: Phase
+    done: int  # VMs finished so far (any status)
+    total: int
+    seconds: float = 0.0
+    error: str | None = None
 
 
-def shared_lock(template: dict[str, Any], keep: Sequence[str]) -> dict[str, Any]:
+def shared_lock(template: LockFile, keep: Sequence[str]) -> dict[str, Any]:
     """A lock file holding only `keep` root inputs of `template` and the nodes they
     reach: the library pin, shared by every VM that uses the same library."""
-    nodes = template["nodes"]
-    root_inputs = {k: v for k, v in nodes[template["root"]].get("inputs", {}).items() if k in keep}
+    nodes = template.data["nodes"]
+    root = template.data["root"]
+    root_inputs = {k: v for k, v in template.root_inputs.items() if k in keep}
     reached: set[str] = set()
     todo = [v for v in root_inputs.values() if isinstance(v, str)]
     while todo:
@@ -58,8 +77,134 @@ def shared_lock(template: dict[str, Any], keep: Sequence[str]) -> dict[str, Any]
         reached.add(n)
         todo += [v for v in nodes[n].get("inputs", {}).values() if isinstance(v, str)]
     out_nodes = {n: nodes[n] for n in sorted(reached)}
-    out_nodes[template["root"]] = {"inputs": root_inputs}
-    return {"nodes": out_nodes, "root": template["root"], "version": template["version"]}
+    out_nodes[root] = {"inputs": root_inputs}
+    return {"nodes": out_nodes, "root": root, "version": template.data["version"]}
+
+
+class _Fleet:
+    def __init__(
+        self,
+        entries: Sequence[FleetEntry],
+        root: Path,
+        nix: Nix,
+        on_event: Callable[[FleetEvent], None] | None,
+    ) -> None:
+        self.entries = entries
+        self.root = root
+        self.nix = nix
+        self.on_event = on_event
+        self.outcomes: dict[str, VMOutcome] = {}
+        self.spent: dict[str, float] = {e.name: 0.0 for e in entries}
+        self.planned: dict[str, RenderResult] = {}
+        self.updates: dict[str, bool] = {}
+        self.lock = threading.Lock()
+
+    def event(self, name: str, phase: Phase, error: str | None = None) -> None:
+        if self.on_event is not None:
+            with self.lock:
+                done = len(self.outcomes)
+            self.on_event(FleetEvent(name, phase, done, len(self.entries), self.spent[name], error))
+
+    def finish(self, outcome: VMOutcome, failure: Failure | None = None) -> None:
+        log_file = self.write_log(outcome, failure)
+        outcome = VMOutcome(**{**asdict(outcome), "log_file": log_file})
+        with self.lock:
+            self.outcomes[outcome.vm_name] = outcome
+        if failure is not None:
+            log.warning("%s: %s", outcome.vm_name, failure.summary)
+        else:
+            log.info("%s: built %s", outcome.vm_name, outcome.toplevel)
+        self.event(outcome.vm_name, outcome.status, outcome.error)
+
+    def fail(self, name: str, status: Status, failure: Failure) -> None:
+        self.finish(
+            VMOutcome(
+                name,
+                status,
+                self.spent[name],
+                error=failure.summary,
+                log=failure.detail,
+                config_dir=str(self.planned[name].config_dir) if name in self.planned else None,
+            ),
+            failure,
+        )
+
+    def write_log(self, o: VMOutcome, failure: Failure | None) -> str | None:
+        """<root>/.nixlayer/logs/<vm>.log: what happened to this VM in this run."""
+        if o.vm_name not in self.planned:
+            return None  # an invalid spec names no safe file
+        path = state_dir(self.root) / "logs" / f"{o.vm_name}.log"
+        text = f"{o.vm_name}: {o.status} in {o.seconds:.1f}s\n"
+        if failure is not None:
+            text += f"{failure.summary}\n\n{failure.detail}"
+        else:
+            text += f"toplevel={o.toplevel}\ninit={o.init}\ninitrd={o.initrd}\n"
+        try:
+            write_files_atomically({path: text})
+        except OSError as exc:
+            log.warning("%s: cannot write %s: %s", o.vm_name, path, exc.strerror)
+            return None
+        return str(path)
+
+    def timed(self, name: str, fn: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.spent[name] += time.perf_counter() - start
+
+    def render_and_lock(self, name: str, template: LockFile | None) -> LockFile | None:
+        r = self.planned[name]
+        self.event(name, "locking")
+
+        def work() -> LockFile:
+            with target_lock(self.root, name):
+                commit_render(r)
+                lock = r.config_dir / "flake.lock"
+                if template is not None and not lock.exists():
+                    assert r.manifest is not None
+                    keep = library_input_names(template, r.manifest)
+                    seeded = shared_lock(template, keep)
+                    write_files_atomically(
+                        {lock: json.dumps(seeded, indent=2, sort_keys=True) + "\n"}
+                    )
+                lock_unlocked(r.config_dir, update_library=self.updates[name], nix=self.nix)
+                return read_lock(lock)
+
+        try:
+            result: LockFile = self.timed(name, work)
+            return result
+        except NixlayerError as exc:
+            self.fail(name, "failed", describe(exc, "lock"))
+            return None
+
+    def build(self, name: str) -> None:
+        r = self.planned[name]
+        self.event(name, "building")
+
+        def work() -> Any:
+            with target_lock(self.root, name):
+                return build_unlocked(
+                    r.config_dir, out_link=default_out_link(r.config_dir), nix=self.nix
+                )
+
+        try:
+            b = self.timed(name, work)
+        except NixlayerError as exc:
+            self.fail(name, "failed", describe(exc, "build"))
+            return
+        self.finish(
+            VMOutcome(
+                name,
+                "built",
+                self.spent[name],
+                toplevel=b.toplevel,
+                init=b.init,
+                initrd=b.initrd,
+                config_dir=str(r.config_dir),
+                library=r.library,
+            )
+        )
 
 
 def fleet_build(
@@ -69,99 +214,59 @@ def fleet_build(
     library: str | None = None,
     jobs: int = 1,
     nix: Nix | None = None,
+    on_event: Callable[[FleetEvent], None] | None = None,
 ) -> list[VMOutcome]:
     nix = nix or Nix()
-    started = {e.name: time.perf_counter() for e in entries}
-    outcomes: dict[str, VMOutcome] = {}
-
-    def fail(name: str, status: str, error: str) -> None:
-        outcomes[name] = VMOutcome(name, status, time.perf_counter() - started[name], error=error)
-        log.warning("%s: %s", name, error)
-
-    planned: dict[str, tuple[FleetEntry, RenderResult]] = {}
+    config = config_root(root)
+    fleet = _Fleet(entries, config, nix, on_event)
     for e in entries:
         if e.spec is None:
-            fail(e.name, "invalid", e.error or "invalid spec")
+            fleet.finish(VMOutcome(e.name, "invalid", 0.0, error=e.error or "invalid spec"))
             continue
+        spec = e.spec
+
+        def plan(s: VMSpec = spec) -> RenderResult:
+            return plan_render(s, root=config, library=library, nix=nix)
+
         try:
-            planned[e.name] = (e, plan_render(e.spec, root=root, library=library, nix=nix))
+            fleet.planned[e.name] = fleet.timed(e.name, plan)
+            fleet.updates[e.name] = spec.update_library
         except NixlayerError as exc:
-            fail(e.name, "invalid", str(exc))
+            failure = describe(exc)
+            fleet.finish(
+                VMOutcome(
+                    e.name,
+                    "invalid",
+                    fleet.spent[e.name],
+                    error=failure.summary,
+                    log=failure.detail,
+                ),
+                failure,
+            )
+    if fleet.planned:
+        prepare_root(config)
 
     groups: dict[str, list[str]] = {}
-    for name, (_, r) in planned.items():
+    for name, r in fleet.planned.items():
         groups.setdefault(r.library, []).append(name)
-
-    def render_and_lock(
-        name: str, template: dict[str, Any] | None, update: bool = False
-    ) -> dict[str, Any] | None:
-        entry, r = planned[name]
-        assert entry.spec is not None
-        try:
-            with target_lock(r.config_dir.parent, name):
-                commit_render(r)
-                lock = r.config_dir / "flake.lock"
-                if template is not None and not lock.exists():
-                    seeded = shared_lock(
-                        template,
-                        [
-                            k
-                            for k in template["nodes"][template["root"]]["inputs"]
-                            if not k.endswith("-src")
-                        ],
-                    )
-                    write_files_atomically(
-                        {lock: json.dumps(seeded, indent=2, sort_keys=True) + "\n"}
-                    )
-                lock_unlocked(r.config_dir, update_library=update, nix=nix)
-                data: dict[str, Any] = json.loads(lock.read_text())
-                return data
-        except NixlayerError as exc:
-            fail(name, "failed", f"lock: {_error_text(exc)}")
-            return None
-
-    def _wants_update(names: list[str]) -> bool:
-        specs = [planned[n][0].spec for n in names]
-        return any(s.update_lock for s in specs if s is not None)
-
-    def build(name: str) -> None:
-        entry, r = planned[name]
-        assert entry.spec is not None
-        try:
-            with target_lock(r.config_dir.parent, name):
-                b = build_unlocked(
-                    r.config_dir,
-                    out_link=default_out_link(r.config_dir),
-                    system=entry.spec.system,
-                    configuration=r.configuration,
-                    nix=nix,
-                )
-            outcomes[name] = VMOutcome(
-                name,
-                "built",
-                time.perf_counter() - started[name],
-                toplevel=b.toplevel,
-                init=b.init,
-                initrd=b.initrd,
-                config_dir=str(r.config_dir),
-                library=r.library,
-            )
-            log.info("%s: built %s", name, b.toplevel)
-        except NixlayerError as exc:
-            fail(name, "failed", _error_text(exc))
+    for names in groups.values():
+        # Re-pin a library once per fleet, for every VM that shares it.
+        wanted = any(fleet.updates[n] for n in names)
+        fleet.updates.update(dict.fromkeys(names[1:], False))
+        fleet.updates[names[0]] = wanted
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         # Lock each library revision once (the first VM of each group, in parallel
         # across groups), then seed the other VMs of the group with that pin.
         firsts = {
-            lib: pool.submit(render_and_lock, names[0], None, _wants_update(names))
-            for lib, names in groups.items()
+            lib: pool.submit(fleet.render_and_lock, names[0], None) for lib, names in groups.items()
         }
         rest = []
         for lib, names in groups.items():
             template = firsts[lib].result()
-            rest += [pool.submit(render_and_lock, n, template) for n in names[1:]]
+            rest += [pool.submit(fleet.render_and_lock, n, template) for n in names[1:]]
         for f in rest:
             f.result()
-        list(pool.map(build, [n for n in planned if n not in outcomes]))
-    return [outcomes[e.name] for e in entries]
+        todo = [n for n in fleet.planned if n not in fleet.outcomes]
+        list(pool.map(fleet.build, todo))
+    return [fleet.outcomes[e.name] for e in entries]

@@ -22,28 +22,33 @@ class FleetEntry:
     error: str | None = None
 
 
-def _merge(defaults: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
-    return {**defaults, **own}
-
-
-def _entry(name: str, data: Any, defaults: dict[str, Any], where: str) -> FleetEntry:
-    from nixlayer.closure.specfile import validate_spec
+def _entry(name: str, data: Any, defaults: dict[str, Any], where: str, base: Path) -> FleetEntry:
+    from nixlayer.closure.specfile import resolve_relative, validate_spec
 
     if not isinstance(data, dict):
         return FleetEntry(name, None, f"{where}: expected a mapping of spec fields")
     if "vm_name" in data and data["vm_name"] != name:
         return FleetEntry(name, None, f"{where}: vm_name {data['vm_name']!r} differs from {name!r}")
+    own = resolve_relative(data, base)
     try:
-        return FleetEntry(name, validate_spec(_merge(defaults, {**data, "vm_name": name})))
+        return FleetEntry(name, validate_spec({**defaults, **own, "vm_name": name}))
     except InputError as exc:
         return FleetEntry(name, None, f"{where}: {exc}")
+
+
+def _read(path: Path) -> Any:
+    from nixlayer.closure.specfile import parse_data
+    from nixlayer.closure.strictdata import read_text
+
+    return parse_data(read_text(path, "FLEET"), str(path), field="FLEET")
 
 
 def load_fleet(path: Path | str) -> list[FleetEntry]:
     """A file `{defaults: {...}, vms: [{vm_name: ...}, ...] | {name: {...}}}`, or a
     directory with one spec file per VM (name = file name) and an optional
-    defaults.yaml, as seed 001 discovers machines."""
-    from nixlayer.closure.specfile import read_spec_data
+    defaults.yaml, as seed 001 discovers machines. A spec file that cannot be read
+    or parsed makes its VM fail, not the fleet."""
+    from nixlayer.closure.specfile import resolve_relative
 
     p = Path(path)
     if p.is_dir():
@@ -51,20 +56,32 @@ def load_fleet(path: Path | str) -> list[FleetEntry]:
         defaults: dict[str, Any] = {}
         for f in files:
             if f.stem in DEFAULTS_NAMES:
-                defaults = read_spec_data(str(f))
-        entries = [
-            _entry(f.stem, read_spec_data(str(f)), defaults, f.name)
-            for f in files
-            if f.stem not in DEFAULTS_NAMES
-        ]
+                data = _read(f)
+                if not isinstance(data, dict):
+                    raise InputError("defaults", f"{f}: expected a mapping of spec fields")
+                defaults = resolve_relative(data, p.absolute())
+        entries = []
+        for f in files:
+            if f.stem in DEFAULTS_NAMES:
+                continue
+            try:
+                data = _read(f)
+            except InputError as exc:
+                entries.append(FleetEntry(f.stem, None, exc.message))
+                continue
+            entries.append(_entry(f.stem, data, defaults, f.name, p.absolute()))
     else:
-        data = read_spec_data(str(p))
-        defaults = data.get("defaults") or {}
-        if not isinstance(defaults, dict):
+        data = _read(p)
+        if not isinstance(data, dict):
+            raise InputError("FLEET", f"{p}: expected a mapping with `vms`")
+        base = p.absolute().parent
+        raw_defaults = data.get("defaults") or {}
+        if not isinstance(raw_defaults, dict):
             raise InputError("defaults", "expected a mapping of spec fields")
+        defaults = resolve_relative(raw_defaults, base)
         vms = data.get("vms")
         if isinstance(vms, dict):
-            entries = [_entry(str(n), v, defaults, f"vms.{n}") for n, v in vms.items()]
+            entries = [_entry(str(n), v, defaults, f"vms.{n}", base) for n, v in vms.items()]
         elif isinstance(vms, list):
             entries = []
             for i, v in enumerate(vms):
@@ -72,7 +89,7 @@ def load_fleet(path: Path | str) -> list[FleetEntry]:
                 if not isinstance(name, str):
                     entries.append(FleetEntry(f"#{i}", None, f"vms[{i}]: no vm_name"))
                 else:
-                    entries.append(_entry(name, v, defaults, f"vms[{i}]"))
+                    entries.append(_entry(name, v, defaults, f"vms[{i}]", base))
         else:
             raise InputError(
                 "vms", f"{p}: expected `vms` as a list of specs or a mapping name -> spec"

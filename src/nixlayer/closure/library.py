@@ -7,10 +7,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from nixlayer.closure.catalog import NIXOS_FLAKE_CATALOG, Catalog
-from nixlayer.errors import InputError, LibraryError
+from nixlayer.closure.catalog import NIXOS_FLAKE_CATALOG, Catalog, load_catalog
+from nixlayer.errors import InputError
 from nixlayer.nix import commands
 from nixlayer.nix.flakeref import normalize_ref
 from nixlayer.nix.runner import Nix
@@ -23,7 +21,6 @@ CATALOG_FILE = "nixlayer-catalog.json"
 class Library:
     ref: str  # the flake ref written into flake.nix
     source: Path | None  # where its files can be read (local checkout or store copy)
-    local: bool  # a path: ref, whose pin can go stale when the directory changes
     template: str
     template_origin: str
     catalog: Catalog
@@ -44,14 +41,16 @@ def resolve_library(raw: str, nix: Nix | None = None, catalog: Catalog | None = 
         source = Path(meta["path"])
     template_file = source / TEMPLATE_PATH
     if template_file.is_file():
-        template, origin = template_file.read_text(), str(template_file)
+        try:
+            template, origin = template_file.read_text(), str(template_file)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError("library", f"cannot read {template_file}: {exc}") from None
     else:
         template = resources.files("nixlayer").joinpath("data/imageless-flake.nix").read_text()
         origin = "nixlayer built-in template"
     return Library(
         ref=ref,
         source=source,
-        local=ref.startswith("path:"),
         template=template,
         template_origin=origin,
         catalog=catalog or _library_catalog(source),
@@ -62,9 +61,4 @@ def _library_catalog(source: Path) -> Catalog:
     file = source / CATALOG_FILE
     if not file.is_file():
         return NIXOS_FLAKE_CATALOG
-    try:
-        return Catalog.model_validate_json(file.read_text())
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise LibraryError(f"library catalog {file}", f"{where}: {first['msg']}") from exc
+    return load_catalog(file, "library catalog")

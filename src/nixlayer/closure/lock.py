@@ -1,19 +1,22 @@
 """Step 2: lock the per-VM flake, re-pinning what must move.
 
 `nix flake lock` only adds missing pins; it never moves one. So every run
-re-pins each `<pkg>-src` override input (the checkout a developer iterates on),
-and the library only when asked. A `path:` library edited on disk after it was
-pinned is silently reused from the old copy (Nix issue 7860): we warn.
+re-pins each source override input (the checkout a developer iterates on; the
+manifest says which inputs those are), and the library only when asked. A
+`path:` library edited on disk after it was pinned is silently reused from the
+old copy (Nix issue 7860): we warn.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nixlayer.closure.manifest import Manifest, read_manifest
+from nixlayer.closure.paths import prepare_root
 from nixlayer.closure.results import LockResult
 from nixlayer.errors import InputError
 from nixlayer.fsutil import target_lock
@@ -22,13 +25,12 @@ from nixlayer.nix.runner import Nix
 
 log = logging.getLogger("nixlayer")
 
-_SRC_INPUT = re.compile(r"^[ \t]*\"?([A-Za-z_][A-Za-z0-9_'-]*-src)\"?[ \t]*=[ \t]*\{", re.M)
-
 
 def lock_config(
     config_dir: Path | str, *, update_library: bool = False, nix: Nix | None = None
 ) -> LockResult:
     cdir = check_config_dir(config_dir)
+    prepare_root(cdir.parent)
     with target_lock(cdir.parent, cdir.name):
         return lock_unlocked(cdir, update_library=update_library, nix=nix)
 
@@ -40,57 +42,102 @@ def check_config_dir(config_dir: Path | str) -> Path:
     return cdir
 
 
+@dataclass(frozen=True)
+class LockFile:
+    """flake.lock, parsed once: its root inputs and the nodes they name."""
+
+    data: dict[str, Any]
+
+    @property
+    def root_inputs(self) -> dict[str, Any]:
+        inputs: dict[str, Any] = self.data["nodes"][self.data["root"]].get("inputs", {})
+        return inputs
+
+    def locked(self, name: str) -> dict[str, Any] | None:
+        node = self.root_inputs.get(name)
+        if not isinstance(node, str):
+            return None  # a `follows` input has no pin of its own
+        locked: dict[str, Any] = self.data["nodes"][node].get("locked", {})
+        return locked
+
+
+def read_lock(lock_file: Path) -> LockFile:
+    """The lock file, or an empty one when there is none yet. A damaged file is bad
+    input (one line), not a traceback."""
+    if not lock_file.is_file():
+        return LockFile({"nodes": {"root": {}}, "root": "root", "version": 7})
+    where = f"{lock_file} is not a flake lock file"
+    try:
+        data = json.loads(lock_file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InputError("flake.lock", f"{where}: {exc}") from None
+    ok = (
+        isinstance(data, dict)
+        and isinstance(data.get("nodes"), dict)
+        and isinstance(data.get("root"), str)
+        and isinstance(data["nodes"].get(data["root"]), dict)
+        and all(isinstance(n, dict) for n in data["nodes"].values())
+        and isinstance(data["nodes"][data["root"]].get("inputs", {}), dict)
+    )
+    if not ok:
+        raise InputError("flake.lock", f"{where} (no nodes/root)")
+    lock = LockFile(data)
+    for name, node in lock.root_inputs.items():
+        if isinstance(node, str) and node not in data["nodes"]:
+            raise InputError("flake.lock", f"{where}: input {name!r} names no node")
+    return lock
+
+
 def lock_unlocked(cdir: Path, *, update_library: bool, nix: Nix | None) -> LockResult:
     nix = nix or Nix()
+    manifest = read_manifest(cdir)
     lock_file = cdir / "flake.lock"
-    ref = f"path:{cdir}"
-    declared = _SRC_INPUT.findall((cdir / "flake.nix").read_text())
-    old = _root_inputs(lock_file)
+    old = read_lock(lock_file)
+    overrides = manifest.override_inputs
     # A fresh lock pins everything at its current state; only existing pins move.
-    update = [name for name in declared if name in old]
-    library_inputs = [n for n, v in old.items() if isinstance(v, str) and n not in declared]
+    update = [name for name in overrides if name in old.root_inputs]
+    library_inputs = library_input_names(old, manifest)
     warnings: list[str] = []
     if update_library:
         update += library_inputs
     else:
-        warnings += _stale_path_pins(lock_file, library_inputs, nix)
+        warnings += _stale_path_pins(old, library_inputs, nix)
     for w in warnings:
         log.warning("%s", w)
-    nix.run(commands.flake_lock(ref, update, nix.version().dialect))
+    nix.run(commands.flake_lock(f"path:{cdir}", update, nix.version().dialect))
+    new = read_lock(lock_file)
+    moved = tuple(
+        n for n in new.root_inputs if n in old.root_inputs and new.locked(n) != old.locked(n)
+    )
+    added = tuple(n for n in new.root_inputs if n not in old.root_inputs)
     return LockResult(
-        config_dir=cdir, lock_file=lock_file, updated_inputs=tuple(update), warnings=tuple(warnings)
+        config_dir=cdir,
+        lock_file=lock_file,
+        moved=moved,
+        added=added,
+        requested=tuple(update),
+        warnings=tuple(warnings),
     )
 
 
-def _read_lock(lock_file: Path) -> dict[str, Any]:
-    if not lock_file.is_file():
-        return {}
-    try:
-        data: dict[str, Any] = json.loads(lock_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError("flake.lock", f"{lock_file} is not valid JSON: {exc}") from exc
-    return data
+def library_input_names(lock: LockFile, manifest: Manifest) -> list[str]:
+    """Root inputs with a pin of their own that are not source overrides: the
+    library (and any input the template adds)."""
+    return [
+        n
+        for n, v in lock.root_inputs.items()
+        if isinstance(v, str) and n not in manifest.override_inputs
+    ]
 
 
-def _root_inputs(lock_file: Path) -> dict[str, Any]:
-    data = _read_lock(lock_file)
-    if not data:
-        return {}
-    root = data["nodes"][data["root"]]
-    inputs: dict[str, Any] = root.get("inputs", {})
-    return inputs
-
-
-def _stale_path_pins(lock_file: Path, names: list[str], nix: Nix) -> list[str]:
+def _stale_path_pins(lock: LockFile, names: list[str], nix: Nix) -> list[str]:
     """Warnings for `path:` pins whose directory no longer has the pinned content."""
-    data = _read_lock(lock_file)
     out = []
     for name in names:
-        node_name = _root_inputs(lock_file)[name]
-        locked = data["nodes"][node_name].get("locked", {})
+        locked = lock.locked(name) or {}
         if locked.get("type") != "path" or not locked.get("narHash"):
             continue
-        path = Path(locked["path"])
+        path = Path(str(locked.get("path")))
         if not path.is_dir():
             out.append(f"input {name!r} is pinned to {path}, which no longer exists")
             continue
@@ -99,6 +146,6 @@ def _stale_path_pins(lock_file: Path, names: list[str], nix: Nix) -> list[str]:
             out.append(
                 f"input {name!r} ({path}) changed on disk since it was pinned; Nix keeps "
                 f"building the pinned copy ({locked['narHash']}). Re-pin it with "
-                "`nixlayer lock --update-library` (or `update_lock: true`)."
+                "`nixlayer lock --update-library` (or `update_library: true`)."
             )
     return out

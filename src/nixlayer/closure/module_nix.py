@@ -16,7 +16,8 @@ def render_module(resolved: ResolvedSpec) -> str:
         Raw(f"{modules}.profiles.{nixlang.attr_name(p)}") for p in resolved.profiles
     ]
     imports += [Raw(f"{modules}.testSuites.{nixlang.attr_name(s)}") for s in resolved.test_suites]
-    if spec.shares:
+    shares = resolved.shares
+    if shares:
         imports.append(Raw(f"{modules}.mounts.shares"))
 
     out = [
@@ -39,6 +40,11 @@ def render_module(resolved: ResolvedSpec) -> str:
         f"  networking.hostName = {nixlang.string(spec.vm_name)};",
         f"  {lib_arg}.user.name = {nixlang.string(spec.user_name)};",
     ]
+    if resolved.home_dir:
+        # Land root in the operator's home share. mkForce: NixOS pins root's home
+        # (/root) at normal priority.
+        home = nixlang.string(resolved.home_dir)
+        out.append(f"  users.users.root.home = lib.mkForce {home};")
     for profile in resolved.profiles:
         gate = cat.gates.get(profile)
         if gate:
@@ -52,9 +58,9 @@ def render_module(resolved: ResolvedSpec) -> str:
             f"  users.users.${{config.{lib_arg}.user.name}}.openssh.authorizedKeys.keys = {keys};",
         ]
 
-    if spec.shares:
+    if shares:
         out.append("")
-        for mount, share in spec.shares.items():
+        for mount, share in shares.items():
             body = nixlang.value({"tag": share.tag, "options": list(share.options)}, indent=1)
             out.append(f"  {lib_arg}.shares.{nixlang.string(mount)} = {body};")
 
@@ -65,7 +71,19 @@ def render_module(resolved: ResolvedSpec) -> str:
         for o in spec.overrides:
             pkg = nixlang.attr_name(o.pkg)
             src = nixlang.attr_name(override_input_name(o.pkg))
-            out.append(f"      {pkg} = prev.{pkg}.overrideAttrs (_: {{ src = inputs.{src}; }});")
+            extra = "".join(
+                f" {nixlang.attr_name(k)} = {nixlang.string(v)};" for k, v in o.attrs.items()
+            )
+            # A name the package set lacks fails with this message, not a bare
+            # "attribute missing" deep in the overlay (nixlayer build checks first).
+            missing = nixlang.string(f"nixlayer: override {o.pkg}: no such package")
+            out += [
+                f"      {pkg} =",
+                f"        if prev ? {pkg} then",
+                f"          prev.{pkg}.overrideAttrs (_: {{ src = inputs.{src};{extra} }})",
+                "        else",
+                f"          throw {missing};",
+            ]
         out += ["    })", "  ];"]
 
     out.append("}")

@@ -6,22 +6,40 @@ import os
 from pathlib import Path
 
 from nixlayer.errors import InputError
+from nixlayer.fsutil import state_dir
 
 
 def config_root(root: Path | str | None = None) -> Path:
     """`root`, else $NIXLAYER_ROOT, else $WORKERS_DIR/$WORKER_INDEX/nix (seed 004's layout)."""
     if root is not None and str(root):
-        return Path(os.path.expanduser(str(root))).absolute()
-    env = os.environ.get("NIXLAYER_ROOT")
-    if env:
-        return Path(os.path.expanduser(env)).absolute()
-    workers, index = os.environ.get("WORKERS_DIR"), os.environ.get("WORKER_INDEX")
-    if workers and index:
-        return Path(os.path.expanduser(workers)).absolute() / index / "nix"
-    raise InputError(
-        "root",
-        "no config root: pass --root DIR, or set NIXLAYER_ROOT (or WORKERS_DIR and WORKER_INDEX)",
-    )
+        found = Path(os.path.expanduser(str(root))).absolute()
+    elif os.environ.get("NIXLAYER_ROOT"):
+        found = Path(os.path.expanduser(os.environ["NIXLAYER_ROOT"])).absolute()
+    elif os.environ.get("WORKERS_DIR") and os.environ.get("WORKER_INDEX"):
+        workers, index = os.environ["WORKERS_DIR"], os.environ["WORKER_INDEX"]
+        found = Path(os.path.expanduser(workers)).absolute() / index / "nix"
+    else:
+        raise InputError(
+            "root",
+            "no config root: pass --root DIR, or set NIXLAYER_ROOT "
+            "(or WORKERS_DIR and WORKER_INDEX)",
+        )
+    if "\x00" in str(found):
+        raise InputError("root", "contains a NUL character")
+    if found.exists() and not found.is_dir():
+        raise InputError("root", f"{found} is not a directory")
+    return found
+
+
+def prepare_root(root: Path) -> None:
+    """Create the root and nixlayer's state dir in it, or say in one line why not
+    (a file in the way, /proc, no permission). Called only once input is valid."""
+    try:
+        state_dir(root).mkdir(parents=True, exist_ok=True)
+        probe = state_dir(root) / "locks"
+        probe.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise InputError("root", f"cannot use {root}: {exc.strerror}") from None
 
 
 def config_dir_for(root: Path, vm_name: str) -> Path:
@@ -30,4 +48,6 @@ def config_dir_for(root: Path, vm_name: str) -> Path:
     target = (base / vm_name).resolve()
     if target.parent != base:
         raise InputError("vm_name", f"{vm_name!r} resolves outside the config root {base}")
+    if target.exists() and not target.is_dir():
+        raise InputError("vm_name", f"{target} exists and is not a directory")
     return target

@@ -1,19 +1,22 @@
-"""Step 1: write <root>/<vm_name>/{flake.nix,default.nix} from a spec."""
+"""Step 1: write <root>/<vm_name>/{flake.nix,default.nix} and the manifest of what
+render decided, from a spec."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from nixlayer.closure import configdir
 from nixlayer.closure.catalog import Catalog
-from nixlayer.closure.flake_nix import render_flake
+from nixlayer.closure.flake_nix import override_input_name, override_type, render_flake
 from nixlayer.closure.library import resolve_library
+from nixlayer.closure.manifest import MANIFEST, Manifest, OverrideInput
 from nixlayer.closure.module_nix import render_module
-from nixlayer.closure.paths import config_dir_for, config_root
+from nixlayer.closure.paths import config_dir_for, config_root, prepare_root
 from nixlayer.closure.results import RenderResult
 from nixlayer.closure.spec import Override, VMSpec, resolve_spec
 from nixlayer.errors import InputError
-from nixlayer.fsutil import target_lock, write_files_atomically
+from nixlayer.fsutil import target_lock
 from nixlayer.nix.runner import Nix
 
 
@@ -31,6 +34,7 @@ def render_config(
     (else the library's own, else nixos-flake's).
     """
     planned = plan_render(spec, root=root, library=library, catalog=catalog, nix=nix)
+    prepare_root(planned.config_dir.parent)
     with target_lock(planned.config_dir.parent, spec.vm_name):
         return commit_render(planned)
 
@@ -60,6 +64,26 @@ def plan_render(
         system=spec.system,
     )
     default_text = render_module(resolved)
+    manifest = Manifest(
+        vm_name=spec.vm_name,
+        configuration=resolved.catalog.configuration,
+        system=spec.system,
+        library=lib.ref,
+        library_input=lib.catalog.library_input,
+        overrides=tuple(
+            OverrideInput(
+                pkg=o.pkg,
+                input=override_input_name(o.pkg),
+                type=override_type(o),
+                src=o.src,
+                ref=o.ref,
+                attrs=dict(o.attrs),
+            )
+            for o in overrides
+        ),
+        shares={mount: share.tag for mount, share in resolved.shares.items()},
+        home_dir=resolved.home_dir,
+    )
     return RenderResult(
         config_dir=config_dir,
         flake_nix=config_dir / "flake.nix",
@@ -69,35 +93,35 @@ def plan_render(
         flake_text=flake_text,
         default_text=default_text,
         configuration=resolved.catalog.configuration,
+        system=spec.system,
+        manifest=manifest,
     )
 
 
 def commit_render(planned: RenderResult) -> RenderResult:
-    """Write a planned render (the caller holds the VM's lock)."""
-    changed = write_files_atomically(
-        {planned.flake_nix: planned.flake_text, planned.default_nix: planned.default_text}
+    """Write a planned render (the caller holds the VM's lock): the new flake.nix,
+    default.nix and manifest replace the old ones together or not at all."""
+    assert planned.manifest is not None
+    changed = configdir.install(
+        planned.config_dir,
+        {
+            "flake.nix": planned.flake_text,
+            "default.nix": planned.default_text,
+            MANIFEST: planned.manifest.text(),
+        },
     )
-    return RenderResult(
-        config_dir=planned.config_dir,
-        flake_nix=planned.flake_nix,
-        default_nix=planned.default_nix,
-        library=planned.library,
-        changed=tuple(p.name for p in changed),
-        flake_text=planned.flake_text,
-        default_text=planned.default_text,
-        configuration=planned.configuration,
-    )
+    return planned.with_changed(changed)
 
 
 def _local_override(index: int, o: Override) -> Override:
-    """Expand `~` in a local source and check that it exists."""
-    if not o.src.startswith(("/", "~")):
+    """Make a local source absolute (`~` expanded; `./dir` from a spec file was
+    resolved against the file, here it is against the working directory) and check
+    that it exists."""
+    if not o.is_path():
         return o
-    path = Path(os.path.expanduser(o.src))
-    if not path.is_absolute():
-        raise InputError(f"overrides[{index}].src", f"{o.src!r} is not an absolute path")
+    path = Path(os.path.expanduser(o.src)).absolute()
     if not path.exists():
         raise InputError(f"overrides[{index}].src", f"{o.src!r}: no such file or directory")
     if o.ref is not None:
         raise InputError(f"overrides[{index}].ref", "a local path source takes no ref")
-    return o.model_copy(update={"src": str(path)})
+    return o.model_copy(update={"src": os.path.normpath(path)})

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nixlayer.closure.manifest import Manifest
 
 
 def _jsonable(value: Any) -> Any:
@@ -27,20 +30,42 @@ class RenderResult:
     flake_text: str = field(repr=False)
     default_text: str = field(repr=False)
     configuration: str = "vm"
+    system: str = "x86_64-linux"
+    manifest: Manifest | None = field(default=None, repr=False)
+
+    def with_changed(self, changed: tuple[str, ...]) -> RenderResult:
+        return replace(self, changed=changed)
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("flake_text")
-        d.pop("default_text")
+        d = {k: v for k, v in asdict(self).items() if k not in _RENDER_PRIVATE}
         return _jsonable(d)  # type: ignore[no-any-return]
+
+    def files(self) -> dict[str, str]:
+        return {str(self.flake_nix): self.flake_text, str(self.default_nix): self.default_text}
+
+
+_RENDER_PRIVATE = ("flake_text", "default_text", "manifest")
 
 
 @dataclass(frozen=True)
 class LockResult:
+    """`moved`: inputs whose pin changed; `added`: inputs pinned for the first time;
+    `requested`: the inputs nixlayer asked Nix to re-pin."""
+
     config_dir: Path
     lock_file: Path
-    updated_inputs: tuple[str, ...]
+    moved: tuple[str, ...]
+    added: tuple[str, ...] = ()
+    requested: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        parts = []
+        if self.moved:
+            parts.append("moved " + ", ".join(self.moved))
+        if self.added:
+            parts.append("pinned " + ", ".join(self.added))
+        return "; ".join(parts) or "no pin moved"
 
     def to_json(self) -> dict[str, Any]:
         return _jsonable(asdict(self))  # type: ignore[no-any-return]

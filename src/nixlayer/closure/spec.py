@@ -1,8 +1,10 @@
 """The VM spec: what a user asks for. Shape checks live here; checks against the
-library's catalog (which profiles exist, reserved tags) live in `resolve_spec`."""
+library's catalog (which profiles exist, reserved tags, automatic shares) live in
+`resolve_spec`."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -14,9 +16,14 @@ from nixlayer.closure.catalog import NIXOS_FLAKE_CATALOG, Catalog
 from nixlayer.closure.sshkey import check_public_key
 from nixlayer.errors import InputError
 
-VM_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$")
+# NixOS's networking.hostName type: an RFC 1123 label, 63 characters at most (it
+# also allows `_`, but never first or last).
+VM_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?$")
 USER_NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]*\$?$")
 PKG_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_-]*$")
+# An attribute set in overrideAttrs: Nix identifiers only (no quoting needed).
+ATTR_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_'-]*$")
+System = Literal["x86_64-linux", "aarch64-linux"]
 
 
 def _no_nul(value: str) -> str:
@@ -25,7 +32,17 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _abs_path(value: str) -> str:
+    _no_nul(value)
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} must be an absolute path")
+    if any(part in (".", "..") for part in value.split("/")):
+        raise ValueError(f"{value!r} must not contain . or ..")
+    return value
+
+
 NixStr = Annotated[str, AfterValidator(_no_nul)]
+AbsPath = Annotated[str, AfterValidator(_abs_path)]
 SshKey = Annotated[str, AfterValidator(check_public_key)]
 
 
@@ -39,13 +56,21 @@ class Share(BaseModel):
 
 
 class Override(BaseModel):
-    """Build `pkg` from another source: a local checkout (absolute path) or a git URL."""
+    """Build `pkg` from another source: a local checkout or a git URL."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     pkg: str = Field(description="nixpkgs attribute name, e.g. fio")
-    src: NixStr = Field(min_length=1, description="absolute path (or ~/...) or git URL")
+    src: NixStr = Field(
+        min_length=1,
+        description="a path (absolute, ~/..., or ./... relative to the spec file) or a git URL",
+    )
     ref: NixStr | None = Field(default=None, description="git branch or tag (git sources only)")
+    attrs: dict[str, NixStr] = Field(
+        default_factory=dict,
+        description="extra string attributes for overrideAttrs, e.g. "
+        "{autoreconfPhase: 'make configure'} for xfsprogs from git",
+    )
 
     @field_validator("pkg")
     @classmethod
@@ -54,13 +79,29 @@ class Override(BaseModel):
             raise ValueError(f"must match {PKG_RE.pattern}")
         return v
 
+    @field_validator("attrs")
+    @classmethod
+    def _attrs(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not ATTR_RE.fullmatch(name):
+                raise ValueError(f"attribute name {name!r} must match {ATTR_RE.pattern}")
+            if name == "src":
+                raise ValueError("`src` is the override itself; set it with the src field")
+        return v
+
+    def is_path(self) -> bool:
+        return self.src.startswith(("/", "~", "./", "../")) or self.src in (".", "..")
+
 
 class VMSpec(BaseModel):
     """One VM's closure: `nixlayer schema` prints this model as JSON Schema."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    vm_name: str = Field(description="host name and config directory name")
+    vm_name: str = Field(
+        description="host name (NixOS networking.hostName: 63 characters at most) and "
+        "config directory name"
+    )
     user_name: str = Field(default="kdevops", description="unprivileged guest account")
     ssh_keys: tuple[SshKey, ...] = Field(
         default=(), description="OpenSSH public keys authorized for root and the user"
@@ -74,9 +115,18 @@ class VMSpec(BaseModel):
     shares: dict[str, Share] = Field(
         default_factory=dict, description="guest mount point -> {tag, options}"
     )
+    home: bool = Field(
+        default=True,
+        description="share the operator's home (tag `home`) at home_dir and make it root's home",
+    )
+    home_dir: AbsPath | None = Field(
+        default=None,
+        description="where the home share appears in the guest (default $HOME when it is "
+        "under /home, else /home/<user_name>)",
+    )
     overrides: tuple[Override, ...] = Field(default=(), description="per-package source overrides")
-    system: Literal["x86_64-linux", "aarch64-linux"] = "x86_64-linux"
-    update_lock: bool = Field(default=False, description="re-pin the library when locking")
+    system: System = "x86_64-linux"
+    update_library: bool = Field(default=False, description="re-pin the library when locking")
     library: NixStr | None = Field(
         default=None, description="flake ref of the library (path:, git+file:, github:, ~/...)"
     )
@@ -91,7 +141,10 @@ class VMSpec(BaseModel):
     @classmethod
     def _vm_name(cls, v: str) -> str:
         if not VM_NAME_RE.fullmatch(v):
-            raise ValueError(f"must match {VM_NAME_RE.pattern}")
+            raise ValueError(
+                "must be a host name NixOS accepts: letters, digits, - and _, not first or "
+                "last, 63 characters at most"
+            )
         return v
 
     @field_validator("user_name")
@@ -107,8 +160,7 @@ class VMSpec(BaseModel):
         seen: dict[str, str] = {}
         for mount, share in v.items():
             _no_nul(mount)
-            path = PurePosixPath(mount)
-            if not path.is_absolute():
+            if not PurePosixPath(mount).is_absolute():
                 raise ValueError(f"mount point {mount!r} must be absolute")
             if any(part in (".", "..") for part in mount.split("/")):
                 raise ValueError(f"mount point {mount!r} must not contain . or ..")
@@ -129,12 +181,24 @@ class VMSpec(BaseModel):
 
 @dataclass(frozen=True)
 class ResolvedSpec:
-    """A spec checked against a catalog, with defaults filled in."""
+    """A spec checked against a catalog, with defaults and automatic shares filled in."""
 
     spec: VMSpec
     catalog: Catalog
     profiles: tuple[str, ...]
     test_suites: tuple[str, ...]
+    shares: dict[str, Share]
+    home_dir: str | None
+
+
+def default_home_dir(user_name: str) -> str:
+    """The operator's home when it lives under /home (kdevops-ng's rule), else the user's."""
+    home = os.environ.get("HOME", "")
+    try:
+        _abs_path(home)
+    except ValueError:
+        home = ""
+    return home if home.startswith("/home/") else f"/home/{user_name}"
 
 
 def resolve_spec(spec: VMSpec, catalog: Catalog | None = None) -> ResolvedSpec:
@@ -166,9 +230,33 @@ def resolve_spec(spec: VMSpec, catalog: Catalog | None = None) -> ResolvedSpec:
                 f"tag {share.tag!r} is reserved by the backend "
                 f"({', '.join(cat.reserved_tags)} are taken)",
             )
+    shares = dict(spec.shares)
+    # Shares the operator should not have to declare (kdevops-ng's predefined ones);
+    # an explicit share at the same mount point wins.
+    auto: list[tuple[str, str, str]] = [
+        (mount, tag, f"the {suite} suite's share")
+        for suite in dict.fromkeys(suites)
+        for mount, tag in cat.suite_shares.get(suite, {}).items()
+    ]
+    home_dir = None
+    if spec.home and cat.home_tag:
+        home_dir = spec.home_dir or default_home_dir(spec.user_name)
+        auto.append((home_dir, cat.home_tag, "the home share"))
+    for mount, tag, what in auto:
+        if mount in shares:
+            continue
+        taken = next((m for m, s in shares.items() if s.tag == tag), None)
+        if taken is not None:
+            raise InputError(
+                f"shares[{taken!r}].tag",
+                f"tag {tag!r} is taken by {what} at {mount}; use another tag or mount it there",
+            )
+        shares[mount] = Share(tag=tag)
     return ResolvedSpec(
         spec=spec,
         catalog=cat,
         profiles=tuple(dict.fromkeys(profiles)),
         test_suites=tuple(dict.fromkeys(suites)),
+        shares=shares,
+        home_dir=home_dir,
     )

@@ -1,43 +1,68 @@
-"""Read a SPEC file (YAML or JSON), apply flag overrides, validate into a VMSpec."""
+"""Reading a spec from a file: strict YAML or JSON, one-line errors, and paths in
+the file made relative to the file."""
 
 from __future__ import annotations
 
-import json
-import sys
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from nixlayer.closure.spec import VMSpec
+from nixlayer.closure.strictdata import check_tree, loads_json, loads_yaml, read_text
 from nixlayer.errors import InputError
+
+RENAMED = {"update_lock": "update_library"}
+
+
+def parse_data(text: str, name: str, field: str = "SPEC") -> Any:
+    """JSON for `*.json`, YAML (a superset) otherwise."""
+    if name.endswith(".json"):
+        return loads_json(text, field, name)
+    return loads_yaml(text, field, name)
 
 
 def read_spec_data(path: str) -> dict[str, Any]:
-    """The raw mapping in a SPEC file (`-` reads standard input)."""
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    except OSError as exc:
-        raise InputError("SPEC", f"cannot read {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError("SPEC", f"{path} is not UTF-8 text") from exc
-    try:
-        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise InputError("SPEC", f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "cannot parse"
-        raise InputError("SPEC", f"{path}: invalid YAML{where}: {problem}") from exc
+    """The raw mapping in a SPEC file (`-` reads standard input), with relative
+    paths (`library`, `overrides[].src`) resolved against the file's directory."""
+    data = parse_data(read_text(path, "SPEC"), path)
     if not isinstance(data, dict):
         raise InputError("SPEC", f"{path}: expected a mapping of fields, got {type(data).__name__}")
-    return data
+    base = Path.cwd() if path == "-" else Path(path).absolute().parent
+    return resolve_relative(data, base)
+
+
+def _relative(value: Any) -> bool:
+    return isinstance(value, str) and (value.startswith(("./", "../")) or value in (".", ".."))
+
+
+def resolve_relative(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """`./dir` in `library` or an override's `src` means beside the spec file, as a
+    path in any config file does (not a git URL, not the caller's cwd)."""
+    out = dict(data)
+    lib = out.get("library")
+    if isinstance(lib, str) and _relative(lib):
+        out["library"] = os.path.normpath(base / lib)
+    elif isinstance(lib, str) and lib.startswith("path:") and _relative(lib[5:].split("?")[0]):
+        out["library"] = "path:" + os.path.normpath(base / lib[5:])
+    overrides = out.get("overrides")
+    if isinstance(overrides, list):
+        out["overrides"] = [
+            {**o, "src": os.path.normpath(base / o["src"])}
+            if isinstance(o, dict) and _relative(o.get("src"))
+            else o
+            for o in overrides
+        ]
+    return out
 
 
 def validate_spec(data: Mapping[str, Any]) -> VMSpec:
+    for old, new in RENAMED.items():
+        if old in data:
+            raise InputError(old, f"renamed: use {new}")
+    check_tree(dict(data), "SPEC", "spec")
     try:
         return VMSpec.model_validate(dict(data))
     except ValidationError as exc:

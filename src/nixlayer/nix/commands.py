@@ -114,3 +114,8 @@ def chunks(paths: Sequence[str], size: int = 1000) -> list[Sequence[str]]:
 
 def verify_all(store: str) -> Argv:
     return ["store", "verify", "--no-trust", "--store", store, "--all"]
+
+
+def derivation_closure(installable: str) -> Argv:
+    """Every store derivation `installable` depends on, itself included."""
+    return ["path-info", "--derivation", "--recursive", installable]

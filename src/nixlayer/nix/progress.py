@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,8 @@ RES_BUILD_LOG_LINE = 101
 RES_SET_PHASE = 104
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _STORE_NAME = re.compile(r"/nix/store/[0-9a-z]{32}-([^'\s]+?)(?:\.drv)?'?$")
+_FAILED_DRV = re.compile(r"builder for '(/nix/store/[^']+\.drv)' failed")
+LOG_TAIL_LINES = 10
 
 
 def strip_ansi(text: str) -> str:
@@ -36,6 +39,11 @@ class BuildProgress:
     messages: list[tuple[int, str]] = field(default_factory=list)
     last_log: dict[int, str] = field(default_factory=dict)
     activities: dict[int, int] = field(default_factory=dict)
+    # Per build: its derivation and its last log lines. With internal-json Nix
+    # leaves the log tail out of a failed build's error (it assumes the log lines
+    # were shown), so `feed` puts it back, as Nix's plain log format prints it.
+    drvs: dict[int, str] = field(default_factory=dict)
+    logs: dict[int, deque[str]] = field(default_factory=dict)
 
     def errors(self) -> list[str]:
         return [m for level, m in self.messages if level == 0]
@@ -50,14 +58,14 @@ class BuildProgress:
             return False
         action = event.get("action")
         if action == "msg":
-            self.messages.append(
-                (int(event.get("level", 3)), strip_ansi(str(event.get("msg", ""))))
-            )
+            level, msg = int(event.get("level", 3)), strip_ansi(str(event.get("msg", "")))
+            self.messages.append((level, self._with_log_tail(msg) if level == 0 else msg))
         elif action == "start":
             self.activities[int(event["id"])] = int(event.get("type", 0))
             if event.get("type") == ACT_BUILD:
                 fields = event.get("fields") or [""]
                 self.running[int(event["id"])] = _short_name(str(fields[0]))
+                self.drvs[int(event["id"])] = str(fields[0])
         elif action == "stop":
             self.running.pop(int(event["id"]), None)
         elif action == "result":
@@ -74,7 +82,26 @@ class BuildProgress:
         elif rtype == RES_SET_PHASE and fields:
             self.phase[act] = str(fields[0])
         elif rtype == RES_BUILD_LOG_LINE and fields:
-            self.last_log[act] = strip_ansi(str(fields[0]))
+            line = strip_ansi(str(fields[0]))
+            self.last_log[act] = line
+            self.logs.setdefault(act, deque(maxlen=LOG_TAIL_LINES)).append(line)
+
+    def log_tail(self, drv: str) -> list[str]:
+        """The last log lines of the build of `drv` (empty if it logged nothing)."""
+        acts = [a for a, d in self.drvs.items() if d == drv]
+        return list(self.logs.get(acts[-1], ())) if acts else []
+
+    def _with_log_tail(self, msg: str) -> str:
+        m = _FAILED_DRV.search(msg)
+        if m is None or ("last " in msg and " log lines:" in msg):
+            return msg
+        drv = m.group(1)
+        tail = self.log_tail(drv)
+        out = msg.rstrip().rstrip(";") + (";" if tail else "")
+        if tail:
+            out += f"\n       last {len(tail)} log lines:"
+            out += "".join(f"\n       > {ln}" for ln in tail)
+        return out + f"\n       For full logs, run 'nix log {drv}'."
 
     def summary(self) -> str:
         names = ", ".join(sorted(self.running.values())[:3])

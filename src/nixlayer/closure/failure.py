@@ -1,0 +1,65 @@
+"""A failed step, told so a user can act on it: one line for a table, the whole
+text for JSON and the per-VM log file.
+
+Nix's own error line is often not the useful part: "builder for '...drv' failed
+with exit code 1;" ends in a dangling `;` before the log tail, and "program 'git'
+failed" comes after git's own message. The summary keeps what explains the
+failure: the first error, git's `fatal:` line, the last build-log line and the
+`nix log` hint.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from nixlayer.errors import NixError, NixlayerError
+from nixlayer.nix.progress import strip_ansi
+
+_LOG_HINT = re.compile(r"For full logs, run '(nix log [^']+)'")
+_DRV = re.compile(r"builder for '(/nix/store/[^']+\.drv)' failed")
+_TOOL_FAILED = re.compile(r"program '[^']+' failed with exit code")
+
+
+@dataclass(frozen=True)
+class Failure:
+    summary: str  # one line
+    detail: str  # everything: the command and Nix's whole stderr
+    log_tail: tuple[str, ...] = ()
+    log_hint: str | None = None
+
+    def short(self, width: int = 160) -> str:
+        text = self.summary
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def describe(exc: NixlayerError, step: str = "") -> Failure:
+    prefix = f"{step}: " if step else ""
+    if not isinstance(exc, NixError):
+        return Failure(summary=prefix + str(exc).splitlines()[0], detail=prefix + str(exc))
+    text = strip_ansi(exc.stderr)
+    lines = [ln.rstrip() for ln in text.splitlines()]
+    tail = tuple(ln.strip().removeprefix(">").strip() for ln in lines if ln.strip().startswith(">"))
+    hint_match = _LOG_HINT.search(text)
+    hint = hint_match.group(1) if hint_match else None
+    if hint is None and (drv := _DRV.search(text)):
+        hint = f"nix log {drv.group(1)}"
+    errors = [i for i, ln in enumerate(lines) if ln.startswith("error:")]
+    first = lines[errors[0]].removeprefix("error:").strip().rstrip(";") if errors else ""
+    parts = [first or exc.first_error()]
+    if errors and _TOOL_FAILED.search(first):
+        # The tool's own message (git's `fatal: ...`) precedes Nix's line.
+        own = [ln.strip() for ln in lines[: errors[0]] if ln.strip()]
+        fatal = [ln for ln in own if ln.startswith(("fatal:", "error:"))] or own[-1:]
+        parts = [*fatal[:1], *parts]
+    if tail:
+        parts.append(f"last log line: {tail[-1]}")
+    if hint:
+        parts.append(f"see `{hint}`")
+    detail = f"{prefix}$ {exc.command}\n{text.rstrip()}\n"
+    return Failure(
+        summary=prefix + "; ".join(p for p in parts if p),
+        detail=detail,
+        log_tail=tail,
+        log_hint=hint,
+    )

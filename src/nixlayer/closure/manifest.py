@@ -1,0 +1,72 @@
+"""What render decided, written beside the files it rendered.
+
+Lock, build, fleet and the Windmill steps read this instead of working it out
+again from flake.nix: which inputs are source overrides, which is the library,
+the configuration name and the system. It lives in the config dir so that the
+rename that installs a new pair installs its manifest with it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nixlayer.errors import InputError
+
+MANIFEST = ".nixlayer-manifest.json"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class OverrideInput:
+    pkg: str
+    input: str  # the flake input name, `<pkg>-src`
+    type: str  # "path" or "git"
+    src: str
+    ref: str | None = None
+    attrs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    vm_name: str
+    configuration: str
+    system: str
+    library: str  # the flake ref written into flake.nix
+    library_input: str
+    overrides: tuple[OverrideInput, ...] = ()
+    shares: dict[str, str] = field(default_factory=dict)  # mount -> tag, automatic ones included
+    home_dir: str | None = None
+    version: int = VERSION
+
+    @property
+    def override_inputs(self) -> tuple[str, ...]:
+        return tuple(o.input for o in self.overrides)
+
+    @property
+    def installable(self) -> str:
+        return f"packages.{self.system}.toplevel"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def text(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+
+
+def read_manifest(cdir: Path) -> Manifest:
+    path = cdir / MANIFEST
+    try:
+        data = json.loads(path.read_text())
+        return Manifest(
+            **{k: v for k, v in data.items() if k != "overrides"},
+            overrides=tuple(OverrideInput(**o) for o in data.get("overrides", ())),
+        )
+    except FileNotFoundError:
+        raise InputError(
+            "config_dir", f"{cdir} has no {MANIFEST}: render it with `nixlayer render` first"
+        ) from None
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise InputError("config_dir", f"{path} is damaged ({exc}); render again") from None
