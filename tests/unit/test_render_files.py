@@ -9,7 +9,7 @@ from nixlayer.closure.flake_nix import render_flake
 from nixlayer.closure.library import resolve_library
 from nixlayer.closure.module_nix import render_module
 from nixlayer.closure.spec import Override, VMSpec, resolve_spec
-from nixlayer.errors import LibraryError
+from nixlayer.errors import InputError, LibraryError
 from nixlayer.fsutil import write_files_atomically
 from nixlayer.nix.flakeref import normalize_ref
 from tests.helpers import FIXTURES
@@ -47,7 +47,10 @@ def test_override_inputs_go_after_the_follows_line() -> None:
         '\n    fio-src = {\n      type = "path";\n      path = "/src/fio";\n'
         '      flake = false;\n    };\n\n    kmod-src = {\n      type = "git";\n'
         '      url = "https://git.example/kmod.git";\n      ref = "main";\n'
+        "      submodules = true;\n      flake = false;\n"
     )
+    # A local checkout is copied whole; submodules are a git fetcher setting.
+    assert "submodules" not in after.split("kmod-src")[0]
 
 
 @pytest.mark.parametrize(
@@ -95,7 +98,7 @@ def test_module_gates_and_overlay_order() -> None:
     assert "  nixos-flake.monitoring.enable = true;\n" in text
     assert "controller.enable" not in text
     assert "nixpkgs.overlays = lib.mkAfter [" in text
-    assert "fio = prev.fio.overrideAttrs (_: { src = inputs.fio-src; });" in text
+    assert "prev.fio.overrideAttrs (_: { src = inputs.fio-src; })" in text
 
 
 def test_atomic_write_keeps_old_files_when_a_write_fails(
@@ -123,3 +126,47 @@ def test_atomic_write_skips_unchanged(tmp_path: Path) -> None:
     a = tmp_path / "x"
     assert write_files_atomically({a: "1"}) == (a,)
     assert write_files_atomically({a: "1"}) == ()
+
+
+def test_override_attrs_are_rendered_after_src() -> None:
+    spec = VMSpec(
+        vm_name="vm",
+        test_suites=("fstests",),
+        overrides=(
+            Override(
+                pkg="xfsprogs",
+                src="https://git.example/xfsprogs.git",
+                attrs={"autoreconfPhase": 'make configure "${x}"'},
+            ),
+        ),
+    )
+    text = render_module(resolve_spec(spec))
+    assert (
+        "prev.xfsprogs.overrideAttrs (_: { src = inputs.xfsprogs-src; "
+        'autoreconfPhase = "make configure \\"\\${x}\\""; })'
+    ) in text
+
+
+def test_fstests_and_home_shares_are_added(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/alice")
+    r = resolve_spec(VMSpec(vm_name="vm", test_suites=("fstests",)))
+    assert {m: s.tag for m, s in r.shares.items()} == {
+        "/var/lib/xfstests": "fstests",
+        "/home/alice": "home",
+    }
+    text = render_module(r)
+    assert 'users.users.root.home = lib.mkForce "/home/alice";' in text
+    assert 'nixos-flake.shares."/var/lib/xfstests" = {\n    tag = "fstests";' in text
+    # $HOME outside /home (root's /root, a CI runner's /var/lib/x): the user's home.
+    monkeypatch.setenv("HOME", "/root")
+    assert resolve_spec(VMSpec(vm_name="vm", test_suites=())).home_dir == "/home/kdevops"
+    off = resolve_spec(VMSpec(vm_name="vm", test_suites=("ltp",), home=False))
+    assert off.shares == {} and off.home_dir is None
+    assert "root.home" not in render_module(off)
+    # An explicit share at the same mount point wins; the tag elsewhere is refused.
+    mine = resolve_spec(
+        VMSpec(vm_name="vm", home_dir="/h", shares={"/h": {"tag": "myhome", "options": ["ro"]}})
+    )
+    assert mine.shares["/h"].tag == "myhome"
+    with pytest.raises(InputError, match=r"tag 'fstests' is taken by the fstests suite's share"):
+        resolve_spec(VMSpec(vm_name="vm", shares={"/x": {"tag": "fstests"}}))

@@ -68,6 +68,7 @@ def test_module_strings_round_trip(
         profiles=(),
         test_suites=(),
         shares={m: Share(tag=t, options=tuple(o)) for m, (t, o) in shares.items()},
+        home=False,
     )
     f = tmp_path / "default.nix"
     f.write_text(render_module(resolve_spec(spec)), encoding="utf-8")
@@ -103,7 +104,7 @@ def test_flake_inputs_round_trip(
     inputs = nix_eval_file(f, "f: f.inputs")
     assert inputs["nixos-flake"]["url"] == 'path:/lib/with "odd" ${chars}'
     assert inputs["fio-src"] == {"type": "path", "path": "/" + path_src, "flake": False}
-    expected = {"type": "git", "url": "x" + url, "flake": False}
+    expected = {"type": "git", "url": "x" + url, "submodules": True, "flake": False}
     if ref:
         expected["ref"] = ref
     assert inputs["kmod-src"] == expected
