@@ -83,7 +83,7 @@ def test_env_root_and_workers_dir(stand_in: StandIn, tmp_path: Path) -> None:
 BAD_INPUTS = [
     ({"profiles": ["devel", "gaming"]}, "profiles[1]: unknown profile 'gaming'"),
     ({"test_suites": ["xfs"]}, "test_suites[0]: unknown test suite 'xfs'"),
-    ({"vm_name": "../x"}, "vm_name: must match"),
+    ({"vm_name": "../x"}, "vm_name: must be a host name NixOS accepts"),
     ({"ssh_keys": ["ssh-ed25519 AAAA"]}, "ssh_keys[0]: key data"),
     ({"shares": {"/a": {"tag": "t"}, "/b": {"tag": "t"}}}, "shares: tag 't' is used by"),
     ({"shares": {"/a": {"tag": "store"}}}, "shares['/a'].tag: tag 'store' is reserved"),

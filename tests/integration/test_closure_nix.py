@@ -45,8 +45,8 @@ def test_every_spec_field_reaches_the_closure(stand_in: StandIn, tmp_path: Path)
         test_suites=("fstests", "sysbench"),
         shares={
             "/mnt/results dir": Share(tag="results", options=("rw", "x-ùnicode")),
-            "/var/lib/xfstests": Share(tag="fstests"),
         },
+        home_dir="/home/tester",
         overrides=(Override(pkg="fio", src=str(fio_src)),),
         library=str(stand_in.library),
     )
@@ -54,7 +54,12 @@ def test_every_spec_field_reaches_the_closure(stand_in: StandIn, tmp_path: Path)
     built = done.build
     cdir = tmp_path / "vms" / "kvm-01"
     assert built.config_dir == cdir
-    assert {p.name for p in cdir.iterdir()} == {"flake.nix", "default.nix", "flake.lock"}
+    assert {p.name for p in cdir.iterdir()} == {
+        "flake.nix",
+        "default.nix",
+        "flake.lock",
+        ".nixlayer-manifest.json",
+    }
     assert built.out_link == tmp_path / "vms" / ".nixlayer" / "results" / "kvm-01"
     assert os.path.realpath(built.out_link) == built.toplevel
     assert built.init == f"{built.toplevel}/init"
@@ -77,7 +82,10 @@ def test_every_spec_field_reaches_the_closure(stand_in: StandIn, tmp_path: Path)
         "fsType": "virtiofs",
         "options": ["rw", "x-ùnicode"],
     }
+    # The fstests suite's share and the home share came without being asked for.
     assert rec["fileSystems"]["/var/lib/xfstests"]["device"] == "fstests"
+    assert rec["fileSystems"]["/home/tester"]["device"] == "home"
+    assert rec["users"]["root"]["home"] == "/home/tester"
     fio = _pkg(rec, "fio")
     # The library's overlay ran first (its version), the override after it (our source).
     assert fio["name"] == "fio-1.0-nixos-flake"
@@ -100,7 +108,8 @@ def test_lock_repins_overrides_every_run(stand_in: StandIn, tmp_path: Path) -> N
     first = run_closure(spec, root=tmp_path).build
     (src / "VERSION").write_text("two\n")
     locked = lock_config(first.config_dir)
-    assert locked.updated_inputs == ("fio-src",)
+    assert (locked.moved, locked.requested) == (("fio-src",), ("fio-src",))
+    assert lock_config(first.config_dir).moved == ()  # nothing changed: nothing moved
     second = build_closure(first.config_dir)
     fio = _pkg(_record(second.toplevel), "fio")
     assert (Path(fio["path"]) / "share" / fio["name"] / "VERSION").read_text() == "two\n"
@@ -118,7 +127,7 @@ def test_stale_path_library_warns_and_update_repins(own_stand_in: StandIn, tmp_p
     assert len(stale.warnings) == 1 and "changed on disk since it was pinned" in stale.warnings[0]
     assert build_closure(first.config_dir).toplevel == first.toplevel  # the silent trap
     fresh = lock_config(first.config_dir, update_library=True)
-    assert "nixos-flake" in fresh.updated_inputs and fresh.warnings == ()
+    assert fresh.moved == ("nixos-flake",) and fresh.warnings == ()
     rebuilt = build_closure(first.config_dir)
     assert "hello" in {p["pname"] for p in _record(rebuilt.toplevel)["systemPackages"]}
 
@@ -203,7 +212,7 @@ def test_lock_speaks_the_detected_dialect(
     spec = VMSpec(
         vm_name="vm",
         profiles=(),
-        test_suites=(),
+        test_suites=("fstests",),
         library=str(stand_in.library),
         overrides=(Override(pkg="fio", src=str(src)),),
     )
@@ -236,6 +245,6 @@ def test_spec_update_lock_and_forced_host_role(own_stand_in: StandIn, tmp_path: 
     controller.write_text(controller.read_text().replace("pkgs.qemu ]", "pkgs.qemu pkgs.socat ]"))
     same = run_closure(spec, root=tmp_path)
     assert same.build.toplevel == first.toplevel and same.lock.warnings
-    moved = run_closure(spec.model_copy(update={"update_lock": True}), root=tmp_path)
-    assert "nixos-flake" in moved.lock.updated_inputs
+    moved = run_closure(spec.model_copy(update={"update_library": True}), root=tmp_path)
+    assert moved.lock.moved == ("nixos-flake",)
     assert "socat" in {p["pname"] for p in _record(moved.build.toplevel)["systemPackages"]}

@@ -21,7 +21,7 @@ def test_plan_between_two_built_systems(own_stand_in: StandIn, tmp_path: Path) -
     before = run_closure(spec, root=tmp_path / "vms").build.toplevel
     backend = lib / "modules/backends/imageless/default.nix"
     backend.write_text(backend.read_text().replace("openssh -D", "openssh -D -e"))
-    after = run_closure(spec.model_copy(update={"update_lock": True}), root=tmp_path / "vms")
+    after = run_closure(spec.model_copy(update={"update_library": True}), root=tmp_path / "vms")
     assert after.build.toplevel != before
 
     units = tmp_path / "units.json"

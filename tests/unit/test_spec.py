@@ -162,7 +162,9 @@ def test_an_override_naming_no_package_is_refused() -> None:
 
 
 def test_update_lock_was_renamed() -> None:
-    assert _err({"vm_name": "vm", "update_lock": True}) == "update_lock: renamed: use update_library"
+    assert (
+        _err({"vm_name": "vm", "update_lock": True}) == "update_lock: renamed: use update_library"
+    )
 
 
 def test_relative_paths_are_resolved_against_the_spec_file(tmp_path: Path) -> None:
@@ -179,7 +181,11 @@ def test_relative_paths_are_resolved_against_the_spec_file(tmp_path: Path) -> No
 
 
 HOSTILE = [
-    ("dup.yaml", "vm_name: a\nvm_name: b\n", "SPEC: dup.yaml: invalid YAML at line 2: duplicate key"),
+    (
+        "dup.yaml",
+        "vm_name: a\nvm_name: b\n",
+        "SPEC: dup.yaml: invalid YAML at line 2: duplicate key",
+    ),
     ("dup.json", '{"vm_name": "a", "vm_name": "b"}', "duplicate key 'vm_name'"),
     ("surrogate.json", '{"vm_name": "vm", "user_name": "\\ud800"}', "user_name: "),
     ("nul.json", '{"vm_name": "vm", "shares": {"/a\\u0000": {"tag": "t"}}}', "NUL"),

@@ -67,8 +67,8 @@ def install(cdir: Path, files: Mapping[str, str]) -> tuple[str, ...]:
             os.rename(stage, cdir)
         _fsync(cdir.parent)
     finally:
-        if stage.exists():
-            shutil.rmtree(stage, ignore_errors=True)
+        # Success or not, the stage goes; user files it holds go back first.
+        _recover(cdir)
     return changed
 
 
