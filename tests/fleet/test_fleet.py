@@ -57,22 +57,23 @@ def test_ten_vms_two_libraries_one_broken(
     )
     assert proc.returncode == 1, proc.stderr  # not all built
     out = json_result(proc, ok=False)
-    status = {v["name"]: v["status"] for v in out["vms"]}
+    status = {v["vm_name"]: v["status"] for v in out["vms"]}
     assert status.pop("b-broken") == "failed"
     assert set(status.values()) == {"built"} and len(status) == 9
-    broken = next(v for v in out["vms"] if v["name"] == "b-broken")
+    broken = next(v for v in out["vms"] if v["vm_name"] == "b-broken")
     assert "mmtests is broken in lib-b" in broken["error"]
+    assert "mmtests is broken in lib-b" in Path(broken["log_file"]).read_text()
     # Each library revision is pinned once and shared by the VMs that use it.
     pins = {}
     for v in out["vms"]:
-        lock = json.loads((root / v["name"] / "flake.lock").read_text())
-        pins[v["name"]] = lock["nodes"]["nixos-flake"]["locked"]
+        lock = json.loads((root / v["vm_name"] / "flake.lock").read_text())
+        pins[v["vm_name"]] = lock["nodes"]["nixos-flake"]["locked"]
     assert len({json.dumps(p, sort_keys=True) for n, p in pins.items() if n.startswith("a-")}) == 1
     assert len({json.dumps(p, sort_keys=True) for n, p in pins.items() if n.startswith("b-")}) == 1
     assert pins["a-0"] != pins["b-0"]
     # Library b's change reached its VMs only.
     recs = {
-        v["name"]: json.loads((Path(v["toplevel"]) / "configuration.json").read_text())
+        v["vm_name"]: json.loads((Path(v["toplevel"]) / "configuration.json").read_text())
         for v in out["vms"]
         if v["status"] == "built"
     }
@@ -95,7 +96,7 @@ def test_table_output_and_directory_fleet(stand_in: StandIn, tmp_path: Path) -> 
     proc = cli("fleet", "build", str(d), "--root", str(tmp_path / "vms"))
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["VM", "status", "toplevel", "time"]
+    assert lines[0].split() == ["VM", "status", "time", "toplevel", "/", "error"]
     rows = {ln.split()[0]: ln.split()[1] for ln in lines[1:-1]}
     assert rows == {"bad": "invalid", "db": "built", "web": "built"}
     assert "profiles[0]: unknown profile 'gaming'" in proc.stdout
@@ -143,3 +144,105 @@ def test_fleet_file_errors(tmp_path: Path) -> None:
     f.write_text("vms: [{vm_name: a}, {vm_name: a}]\n")
     proc = cli("fleet", "build", str(f), "--root", str(tmp_path))
     assert proc.returncode == 2 and "VM 'a' appears twice" in proc.stderr
+
+
+def _failing_fleet(stand_in: StandIn, tmp_path: Path) -> Path:
+    """Two good VMs, one whose xfsprogs (a git checkout without configure) fails to
+    build, one malformed spec file and one name full of rich markup."""
+    import subprocess
+
+    repo = tmp_path / "xfsprogs"
+    repo.mkdir()
+    (repo / "include").mkdir()
+    (repo / "include/install-sh").write_text("#!/bin/sh\n")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t"}
+    env |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "x"]):
+        subprocess.run(["git", *cmd], cwd=repo, check=True, env=env, timeout=60)
+    d = tmp_path / "machines"
+    d.mkdir()
+    (d / "defaults.yaml").write_text(
+        f"library: {stand_in.library}\nprofiles: []\ntest_suites: [ltp]\nhome: false\n"
+    )
+    (d / "good.yaml").write_text("{}\n")
+    (d / "xfs.yaml").write_text(
+        f"test_suites: [fstests]\noverrides: [{{pkg: xfsprogs, src: 'git+file://{repo}'}}]\n"
+    )
+    (d / "broken.yaml").write_text("profiles: [unclosed\n")
+    (d / "[bold]x.yaml").write_text("{}\n")
+    (d / "bad.yaml").write_text('profiles: ["[/p]"]\n')
+    return d
+
+
+def test_failures_you_can_debug(stand_in: StandIn, tmp_path: Path) -> None:
+    d = _failing_fleet(stand_in, tmp_path)
+    root = tmp_path / "vms"
+    proc = cli("fleet", "build", str(d), "--root", str(root), "--json")
+    assert proc.returncode == 1, proc.stderr
+    out = {v["vm_name"]: v for v in json_result(proc, ok=False)["vms"]}
+    assert {n: v["status"] for n, v in out.items()} == {
+        "[bold]x": "invalid",
+        "bad": "invalid",
+        "broken": "invalid",
+        "good": "built",
+        "xfs": "failed",
+    }
+    assert "invalid YAML at line 2" in out["broken"]["error"]  # that VM, not the fleet
+    xfs = out["xfs"]
+    # One line: Nix's error without its dangling `;`, the last log line, the hint.
+    assert "builder for" in xfs["error"] and "failed with exit code" in xfs["error"]
+    assert ";;" not in xfs["error"] and not xfs["error"].endswith(";")
+    assert "autoreconf" in xfs["error"] and "see `nix log /nix/store/" in xfs["error"]
+    # Whole: the command and every log line Nix kept, in JSON and in the VM's log.
+    assert "last 10 log lines" in xfs["log"] or "log lines:" in xfs["log"]
+    assert "$ nix" in xfs["log"] and "autoreconfPhase: autoreconf" in xfs["log"]
+    log = Path(xfs["log_file"])
+    assert log == root / ".nixlayer/logs/xfs.log" and xfs["log"] in log.read_text()
+    # Each VM's own time, not the fleet's: the invalid ones took none.
+    assert out["broken"]["seconds"] == 0.0 and out["good"]["seconds"] > 0
+    # Progress on a pipe: one line per VM as it finishes.
+    assert "fleet: [" in proc.stderr and "xfs failed in" in proc.stderr
+
+    table = cli("fleet", "build", str(d), "--root", str(root))
+    assert table.returncode == 1, table.stderr
+    assert "Traceback" not in table.stderr
+    rows = {ln.split()[0]: ln for ln in table.stdout.splitlines()[1:-1]}
+    assert set(rows) == {"[bold]x", "bad", "broken", "good", "xfs"}  # markup shown, not parsed
+    assert "unknown profile '[/p]'" in rows["bad"]
+    assert "see `nix log" in rows["xfs"] and "(log: " in rows["xfs"]
+    assert len(rows["xfs"]) < 400  # shortened in the table
+
+
+def test_fleet_progress_on_a_terminal(stand_in: StandIn, tmp_path: Path) -> None:
+    import os
+    import pty
+    import subprocess
+
+    from tests.helpers import nixlayer_bin
+
+    fleet = tmp_path / "f.yaml"
+    fleet.write_text(
+        f"defaults: {{library: {stand_in.library}, profiles: [], test_suites: [], home: false}}\n"
+        "vms: {one: {}, two: {}}\n"
+    )
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [nixlayer_bin(), "fleet", "build", str(fleet), "--root", str(tmp_path / "vms")],
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        text=True,
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data.decode(errors="replace"))
+    assert proc.wait(timeout=120) == 0
+    os.close(primary)
+    screen = "".join(chunks)
+    assert "fleet: " in screen and "done" in screen

@@ -147,7 +147,7 @@ def _table(outcomes: list[Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from nixlayer.closure.failure import Failure
+    from nixlayer.closure.failure import shorten
 
     table = Table("VM", "status", "time", "toplevel / error", box=None, pad_edge=False)
     for o in outcomes:
@@ -155,7 +155,7 @@ def _table(outcomes: list[Any]) -> None:
         if o.status == "built":
             what = o.toplevel or ""
         else:
-            what = Failure(summary=o.error or "", detail="").short()
+            what = shorten(o.error or "")
             if o.log_file:
                 what += f" (log: {o.log_file})"
         # Names and errors are user and Nix text: never rich markup.

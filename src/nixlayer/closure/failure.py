@@ -29,8 +29,18 @@ class Failure:
     log_hint: str | None = None
 
     def short(self, width: int = 160) -> str:
-        text = self.summary
-        return text if len(text) <= width else text[: width - 1] + "…"
+        return shorten(self.summary, width)
+
+
+def shorten(text: str, width: int = 160) -> str:
+    """At most `width` characters, keeping a trailing "see `nix log ...`" whole."""
+    if len(text) <= width:
+        return text
+    head, sep, hint = text.rpartition("; see `")
+    if not sep:
+        return text[: width - 1] + "…"
+    keep = max(width - len(hint) - len(sep) - 1, 20)
+    return head[:keep] + "…" + sep + hint
 
 
 def describe(exc: NixlayerError, step: str = "") -> Failure:
