@@ -32,7 +32,9 @@ def _spec(tmp_path: Path, stand_in: StandIn, name: str = "vm", **extra: Any) -> 
 
 
 def test_run_prints_the_closure_as_json(stand_in: StandIn, tmp_path: Path) -> None:
-    proc = cli("run", str(_spec(tmp_path, stand_in)), "--root", str(tmp_path / "vms"), "--json")
+    proc = cli(
+        "run", str(_spec(tmp_path, stand_in)), "--root", str(tmp_path / "vms"), "--json", "--show"
+    )
     assert proc.returncode == 0, proc.stderr
     out = json_result(proc)
     assert set(out) == {"toplevel", "init", "initrd", "config_dir"}
@@ -248,3 +250,129 @@ def test_interrupt_exits_130_and_writes_nothing(stand_in: StandIn, tmp_path: Pat
     finally:
         os.close(fd)
     assert not (root / "vm").exists()
+
+
+def test_render_shows_files_only_when_asked_and_lock_names_what_moved(
+    stand_in: StandIn, tmp_path: Path
+) -> None:
+    spec = str(_spec(tmp_path, stand_in))
+    quiet = cli("render", spec, "--root", str(tmp_path / "vms"))
+    assert quiet.returncode == 0 and "--- " not in quiet.stderr
+    assert quiet.stdout.startswith("rendered ")
+    shown = cli("render", spec, "--root", str(tmp_path / "vms"), "--show", "--vm-name", "b")
+    assert "--- " + str(tmp_path / "vms/b/flake.nix") in shown.stderr
+    first = cli("lock", str(tmp_path / "vms/vm"))
+    assert first.returncode == 0 and "(pinned nixos-flake" in first.stdout
+    again = cli("lock", str(tmp_path / "vms/vm"))
+    assert "(no pin moved)" in again.stdout
+
+
+def _broken_build(own_stand_in: StandIn, tmp_path: Path) -> Path:
+    overlay = own_stand_in.library / "overlays/default.nix"
+    overlay.write_text(
+        overlay.read_text().replace(
+            "  own = {",
+            "  own = {\n"
+            '    ltp = prev.mkDerivation { pname = "ltp"; buildCommand = '
+            '"for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo ltp step $i; done; '
+            'echo ltp: cannot find kernel headers; exit 2"; };',
+        )
+    )
+    spec = _spec(tmp_path, own_stand_in)
+    assert cli("render", str(spec), "--root", str(tmp_path / "vms"), "-q").returncode == 0
+    return tmp_path / "vms" / "vm"
+
+
+def test_failed_build_shows_its_log_in_a_pipe(own_stand_in: StandIn, tmp_path: Path) -> None:
+    cdir = _broken_build(own_stand_in, tmp_path)
+    proc = cli("build", str(cdir))
+    assert proc.returncode == 1
+    assert "> ltp: cannot find kernel headers" in proc.stderr
+    assert "For full logs, run 'nix log /nix/store/" in proc.stderr
+    env = json.loads(cli("build", str(cdir), "--json").stdout)
+    assert "cannot find kernel headers" in env["error"]["nix"]["stderr"]
+
+
+def test_failed_build_shows_its_log_on_a_terminal(own_stand_in: StandIn, tmp_path: Path) -> None:
+    """With a terminal nixlayer asks Nix for internal-json (for progress), where Nix
+    leaves the log tail out of its error: nixlayer puts it back."""
+    import pty
+
+    cdir = _broken_build(own_stand_in, tmp_path)
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [nixlayer_bin(), "build", str(cdir)], stdout=subprocess.PIPE, stderr=secondary, text=True
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data.decode(errors="replace"))
+    assert proc.wait(timeout=60) == 1
+    os.close(primary)
+    screen = "".join(chunks)
+    assert "--log-format internal-json" in screen
+    assert "> ltp step 12" in screen and "> ltp: cannot find kernel headers" in screen
+    assert "> ltp step 2\r" not in screen  # the last 10 lines, not all
+    assert "For full logs, run 'nix log /nix/store/" in screen
+
+
+def _written(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "field"),
+    [
+        ('{"vm_name": "vm", "user_name": "\\ud800"}', (), "user_name"),
+        ('{"vm_name": "' + "a" * 300 + '"}', (), "vm_name"),
+        ('{"vm_name": "vm", "vm_name": "vm2"}', (), "SPEC"),
+        ('{"vm_name": "vm"}', ("--set", "shares={/a: [unclosed"), "shares"),
+        ('{"vm_name": "vm"}', ("--set", "a=&x [1]"), "a"),
+        ('{"vm_name": "vm"}', ("--catalog", "CATALOG"), "--catalog"),
+        ('{"vm_name": "vm"}', ("--root", "/proc/1"), "root"),
+        ('{"vm_name": "vm"}', ("--root", "FILE"), "root"),
+    ],
+)
+def test_hostile_input_is_one_line_exit_2_nothing_written(
+    stand_in: StandIn, tmp_path: Path, content: str, args: tuple[str, ...], field: str
+) -> None:
+    spec = tmp_path / "vm.json"
+    spec.write_text(content[:-1] + f', "library": "{stand_in.library}"}}')
+    (tmp_path / "cat.json").write_bytes(b'{"profiles": ["caf\xe9"]}')
+    (tmp_path / "file").write_text("x")
+    argv = [
+        a.replace("CATALOG", str(tmp_path / "cat.json")).replace("FILE", str(tmp_path / "file"))
+        for a in args
+    ]
+    root = tmp_path / "vms"
+    if "--root" not in argv:
+        argv += ["--root", str(root)]
+    for command in ("render", "run"):
+        proc = cli(command, str(spec), *argv, "--json")
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+        env = json.loads(proc.stdout)
+        assert env["error"]["field"] == field, env
+        assert _written(root) == []
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def test_damaged_flake_lock_is_bad_input(stand_in: StandIn, tmp_path: Path) -> None:
+    assert (
+        cli("render", str(_spec(tmp_path, stand_in)), "--root", str(tmp_path), "-q").returncode == 0
+    )
+    for text in (
+        "{not json",
+        '{"nodes": 3}',
+        '{"nodes": {"root": {"inputs": {"x": "y"}}}, "root": "root"}',
+    ):
+        (tmp_path / "vm" / "flake.lock").write_text(text)
+        proc = cli("lock", str(tmp_path / "vm"))
+        assert proc.returncode == 2 and proc.stderr.startswith("nixlayer: error: flake.lock: ")
+        assert proc.stderr.count("\n") == 1
