@@ -227,7 +227,7 @@ def test_lint_fails_without_locks(windmill_cli: None, tmp_path: Path) -> None:
 # kdevops-ng's published f/nix/build input shape (dagomez137/kdevops-ng,
 # f/nix/build.flow/flow.yaml), as its bring-up (f/qsu/bringup) calls it:
 # group -> [(field, JSON type, default)] in form order, and the required fields.
-KDEVOPS_SHAPE = {
+KDEVOPS_SHAPE: dict[str, tuple[list[tuple[str, str, Any]], list[str]]] = {
     "guest": (
         [
             ("vm_name", "string", "nixos"),

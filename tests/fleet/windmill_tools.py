@@ -84,8 +84,8 @@ class _Backend(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_GET = _answer
-    do_POST = _answer
+    do_GET = _answer  # noqa: N815 - http.server's handler names
+    do_POST = _answer  # noqa: N815
 
     def log_message(self, *args: Any) -> None:
         pass

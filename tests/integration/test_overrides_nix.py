@@ -4,6 +4,7 @@ would be silently ignored."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -191,17 +192,21 @@ def test_interrupted_render_never_leaves_a_mixed_pair(
             calls = {"n": 0}
             real = os.rename
 
-            def dying_rename(a: Any, b: Any, kill_at: int = kill_at) -> None:
+            def dying_rename(
+                a: Any,
+                b: Any,
+                kill_at: int = kill_at,
+                calls: dict[str, int] = calls,
+                real: Any = real,
+            ) -> None:
                 calls["n"] += 1
                 if calls["n"] == kill_at:
                     raise KeyboardInterrupt
                 real(a, b)
 
             monkeypatch.setattr(os, "rename", dying_rename)
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 render_config(new_spec, root=root)
-            except KeyboardInterrupt:
-                pass
             monkeypatch.setattr(os, "rename", real)
             # Whatever happened, the next render repairs and completes.
             if (root / "vm").exists():
