@@ -1,6 +1,7 @@
-"""Switch scenarios written from shared/docs/switch-to-configuration.md and the
-upstream nixos/tests/switch-test.nix. Each gives both unit trees, the snapshot,
-optional fstabs and list files, and the exact expected lists (and lines)."""
+"""Switch scenarios written from upstream switch-to-configuration-ng (nixpkgs
+pkgs/by-name/sw/switch-to-configuration-ng/src/main.rs) and nixos/tests/switch-test.nix.
+Each gives both unit trees, the snapshot, optional fstabs and list files, and the exact
+expected lists (and lines)."""
 
 from __future__ import annotations
 
@@ -49,12 +50,22 @@ class Scenario:
     lines: list[str] | None = None
     system_conf: tuple[str, str] | None = None  # old, new contents of etc/systemd/system.conf
 
+    def __post_init__(self) -> None:
+        # switch and test print SYSINIT on every run, after activation (and the WARN
+        # and re-exec lines), before the reload, restart and start lines.
+        if self.lines is not None and self.action != "dry-activate":
+            after = [n for n, line in enumerate(self.lines) if line in AFTER_ACTIVATION]
+            self.lines = [*self.lines]
+            self.lines.insert(after[-1] + 1, SYSINIT)
+
 
 A = "activating the configuration..."
+SYSINIT = "restarting sysinit-reactivation.target"
 WARN = (
     "WARN: restarting or reloading systemd units from the activation script is deprecated "
     "and will be removed in NixOS 26.11."
 )
+AFTER_ACTIVATION = (A, WARN, "restarting systemd...")
 FSTAB_BASE = "/dev/vda1 / ext4 defaults 0 1\n"
 
 SCENARIOS: list[Scenario] = [

@@ -18,8 +18,8 @@ WARN = (
 
 
 def expected_lines(sc: Scenario) -> list[str]:
-    """The lines §11 prescribes for a scenario's expected lists (the explicit `lines`
-    of a scenario are checked as well)."""
+    """The lines switch-to-configuration-ng prints for a scenario's expected lists (the
+    explicit `lines` of a scenario are checked as well)."""
     dry = sc.action == "dry-activate"
     lines = [f"{'would stop' if dry else 'stopping'} swap device: {d}" for d in sc.swapoff]
     if sc.stop:
@@ -37,6 +37,8 @@ def expected_lines(sc: Scenario) -> list[str]:
         lines.append(WARN)
     if sc.system_conf is not None:
         lines.append("would restart systemd" if dry else "restarting systemd...")
+    if not dry:
+        lines.append("restarting sysinit-reactivation.target")
     for verb, dry_verb, units in (
         ("reloading", "would reload", sc.reload),
         ("restarting", "would restart", sc.restart),

@@ -8,16 +8,19 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from nixlayer.errors import InputError
 from nixlayer.planner.ini import IniError, parse_entries
 
 Unit = dict[str, dict[str, list[str]]]
 TRUE_VALUES = frozenset({"1", "yes", "true", "on"})
 
 
-class UnitFileError(ValueError):
+class UnitFileError(InputError):
+    """A unit file that cannot be read or parsed; the field is the file."""
+
     def __init__(self, path: Path, message: str) -> None:
         self.path = path
-        super().__init__(f"{path}: {message}")
+        super().__init__(str(path), message)
 
 
 def parse_text(*texts: str) -> Unit:
@@ -117,7 +120,7 @@ class UnitTree:
         try:
             return parse_text(*(texts if texts is not None else self.texts(unit, base)))
         except IniError as exc:
-            raise UnitFileError(self.file(base), f"cannot parse: {exc}") from exc
+            raise UnitFileError(self.file(base), f"cannot parse: {exc.message}") from exc
 
     def fingerprint(self, unit: str, base: str) -> tuple[tuple[str, int, int], ...] | None:
         """The identity of the unit's files: equal fingerprints mean equal units
