@@ -65,4 +65,7 @@ def test_plan_between_two_built_systems(own_stand_in: StandIn, tmp_path: Path) -
         "--json",
     )
     assert proc.returncode == 0, proc.stderr
-    assert json_result(proc)["lines"][-1] == "would restart the following units: sshd.service"
+    assert (
+        json_result(proc)["switch"]["lines"][-1]
+        == "would restart the following units: sshd.service"
+    )

@@ -114,3 +114,8 @@ def chunks(paths: Sequence[str], size: int = 1000) -> list[Sequence[str]]:
 
 def verify_all(store: str) -> Argv:
     return ["store", "verify", "--no-trust", "--store", store, "--all"]
+
+
+def path_info_closure(paths: Sequence[str]) -> Argv:
+    """The closure of `paths` with each path's registration (narSize, references)."""
+    return ["path-info", "--json", "--recursive", *paths]
