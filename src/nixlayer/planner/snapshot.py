@@ -20,8 +20,8 @@ class ActiveUnit:
     fragment_path: str | None = None  # when known, only /etc/systemd/system units are acted on
 
 
-# A snapshot of 100,000 units is a few tens of MiB; anything far larger is not one.
-MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
+# A snapshot of 100,000 units is about 15 MiB; anything far larger is not one.
+MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024
 NAME_MAX = 255
 
 
