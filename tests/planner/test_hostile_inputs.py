@@ -22,7 +22,7 @@ def _huge(path: Path) -> None:
         fh.truncate(MAX_SNAPSHOT_BYTES + 1)  # sparse: no disk used
 
 
-CASES: dict[str, tuple[Callable[[Path], None], str]] = {
+CASES: dict[str, tuple[Callable[[Path], object], str]] = {
     "malformed": (lambda p: p.write_text('[{"unit": '), "not valid JSON at line 1"),
     "deep nesting": (lambda p: p.write_text("[" * 200_000), "nested too deeply"),
     "huge": (_huge, "is larger than 64 MiB"),

@@ -11,6 +11,7 @@ import pytest
 
 from nixlayer.errors import InputError
 from nixlayer.planner.inhibit_view import inhibitor_verdict
+from nixlayer.planner.model import SwitchPlan
 from nixlayer.planner.plan import plan_switch
 from nixlayer.planner.snapshot import ActiveUnit
 from tests.helpers import cli, json_result
@@ -36,8 +37,12 @@ def snap(*names: str) -> dict[str, ActiveUnit]:
     return {n: ActiveUnit(n, "active", "running") for n in names}
 
 
-def plan(tmp_path: Path, old: Path, new: Path, active: dict[str, ActiveUnit], **kw: str):  # type: ignore[no-untyped-def]
-    return plan_switch(new, from_root=old, snapshot=active, runtime_dir=tmp_path / "run", **kw)
+def plan(
+    tmp_path: Path, old: Path, new: Path, active: dict[str, ActiveUnit], action: str = "switch"
+) -> SwitchPlan:
+    return plan_switch(
+        new, from_root=old, snapshot=active, runtime_dir=tmp_path / "run", action=action
+    )
 
 
 def test_sysinit_reactivation_line_on_switch_and_test_only(tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ from nixlayer.planner.pathinfo_view import nar_sizes
 
 STORE_NAME = re.compile(r"^/[^\0]*/[0-9a-df-np-sv-z]{32}-(.+)$")
 VERSION_START = re.compile(r"-(?![A-Za-z])")
-# Output names Nix appends to a package's name (`openssl-3.0.13-bin`).
-OUTPUTS = ("bin", "dev", "lib", "out", "man", "doc", "info", "debug", "data", "dev-doc")
+# Output names Nix appends to a package's name (`openssl-3.0.13-bin`), and fetched sources.
+OUTPUTS = ("bin", "dev", "lib", "out", "man", "doc", "info", "debug", "data", "dev-doc", "source")
 PackageChangeKind = Literal["added", "removed", "version", "size"]
 
 

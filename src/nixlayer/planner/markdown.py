@@ -98,6 +98,7 @@ def render_markdown(doc: PlanDocument) -> str:
     if touched:
         listed = ", ".join(f"{_code(u)} ({c})" for u, c in touched)
         out += [f"> {FLAG} **Protected units disturbed:** {listed}", ""]
+    out.append(f"- **Systems:** {_code(doc.from_system)} → {_code(doc.to_system)}")
     out.append(f"- **Units:** {_count(plan.decisions)}")
     for user in plan.users:
         out.append(f"- **User units of {_code(user.user)}:** {_count(user.decisions)}")
