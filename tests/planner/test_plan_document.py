@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,7 @@ def check_snapshot(name: str, text: str) -> None:
 def test_markdown_snapshot(tmp_path: Path) -> None:
     md = render_markdown(document(tmp_path)["doc"])
     check_snapshot("plan.md", md)
-    summary, details = md.split("<details>", 1)
+    summary, _details = md.split("<details>", 1)
     assert "Protected units disturbed" in summary and "**Closure:**" in summary
     assert "<script" not in md and "old\\|&lt;b&gt;.service" in md  # escaped for the web page
 
@@ -119,13 +120,14 @@ def test_json_snapshot_validates(tmp_path: Path, schema: dict[str, Any]) -> None
 
 def test_schema_rejects_drift(tmp_path: Path, schema: dict[str, Any]) -> None:
     data = document(tmp_path)["json"]
-    for mutate in (
+    mutations: list[Callable[[Any], object]] = [
         lambda d: d["switch"].pop("decisions"),
         lambda d: d["switch"]["decisions"][0].update(why="renamed"),
         lambda d: d.update(version=2),
         lambda d: d["switch"].update(action="launchd"),
         lambda d: d["closure"]["added"][0].pop("new_size"),
-    ):
+    ]
+    for mutate in mutations:
         broken = json.loads(json.dumps(data))
         mutate(broken)
         with pytest.raises(jsonschema.ValidationError):
