@@ -60,6 +60,8 @@ def _pulled(tree: UnitTree, unit: str) -> list[str]:
     parsed = _parse(tree, unit)
     deps = [d for key in PULLS for d in _values(parsed, key)]
     for suffix in LINK_DIRS:
+        if not tree.listed(f"{unit}{suffix}"):
+            continue
         d = tree.path / f"{unit}{suffix}"
         if d.is_dir() and not d.is_symlink():
             deps += sorted(e.name for e in d.iterdir())
@@ -106,9 +108,19 @@ def started_by_systemd(
                 out.conflicts.setdefault(
                     other, f"systemd stops it: {unit}, which is started, has Conflicts={other}"
                 )
-    for other in sorted(u for u in snapshot if running(u) and u not in started):
+    # The other direction matters only for units that do not run yet: a running unit
+    # cannot already conflict with another running one. Read files before parsing them.
+    fresh = {u for u in started if u not in snapshot or snapshot[u].active not in RUNNING}
+    for other in sorted(u for u in snapshot if fresh and running(u) and u not in started):
+        base = _file_of(new, other)
+        try:
+            text = "".join(new.texts(other, base)) if base else ""
+        except InputError:
+            continue
+        if "Conflicts" not in text:
+            continue
         for unit in _values(_parse(new, other), "Conflicts"):
-            if unit in started:
+            if unit in fresh:
                 out.conflicts.setdefault(
                     other, f"systemd stops it: it has Conflicts={unit}, which is started"
                 )
