@@ -69,7 +69,7 @@ AFTER_ACTIVATION = (A, WARN, "restarting systemd...")
 FSTAB_BASE = "/dev/vda1 / ext4 defaults 0 1\n"
 
 SCENARIOS: list[Scenario] = [
-    # --- services: the comparison (§3) -----------------------------------------------------
+    # --- services: the comparison (compare_units) ---------------------------------------------
     Scenario(
         "unchanged service", {"a.service": svc()}, {"a.service": svc()}, ["a.service"], lines=[A]
     ),
@@ -297,7 +297,7 @@ SCENARIOS: list[Scenario] = [
         stop=["a.service"],
         start=["a.service"],
     ),
-    # --- which units are examined (§4) -----------------------------------------------------
+    # --- which units are examined (collect_unit_changes) --------------------------------------
     Scenario(
         "changed inactive unit is ignored",
         {"a.service": svc("/bin/a")},
@@ -365,7 +365,7 @@ SCENARIOS: list[Scenario] = [
         {"a.service": "failed"},
         lines=[A],
     ),
-    # --- sockets (§5.4) ---------------------------------------------------------------------
+    # --- sockets (handle_modified_unit) -------------------------------------------------------
     Scenario(
         "changed socket does nothing",
         {"s.socket": sock("/a")},
@@ -436,7 +436,7 @@ SCENARIOS: list[Scenario] = [
         stop=["f.service", "f.socket"],
         start=["f.socket"],
     ),
-    # --- templates (§4 step 1) ----------------------------------------------------------------
+    # --- templates (TEMPLATE_UNIT_RE) ---------------------------------------------------------
     Scenario(
         "template instance follows its template",
         {"foo@.service": svc("/bin/a")},
@@ -475,7 +475,7 @@ SCENARIOS: list[Scenario] = [
         ["foo@x.service"],
         lines=[A],
     ),
-    # --- targets (§4 step 5) ----------------------------------------------------------------
+    # --- targets (collect_unit_changes) -------------------------------------------------------
     Scenario(
         "active target is started, hidden",
         {"multi-user.target": target()},
@@ -529,7 +529,7 @@ SCENARIOS: list[Scenario] = [
         stop=["x.target"],
         lines=["stopping the following units: x.target", A],
     ),
-    # --- other unit types (§5.1) ------------------------------------------------------------
+    # --- other unit types (handle_modified_unit) ----------------------------------------------
     Scenario(
         "changed path unit does nothing",
         {"p.path": "[Path]\nPathExists=/a\n"},
@@ -579,7 +579,7 @@ SCENARIOS: list[Scenario] = [
         ["-.mount"],
         reload=["-.mount"],
     ),
-    # --- fstab and swaps (§6) ----------------------------------------------------------------
+    # --- fstab and swaps (parse_fstab) --------------------------------------------------------
     Scenario(
         "fstab mount removed",
         {},
@@ -671,7 +671,7 @@ SCENARIOS: list[Scenario] = [
         swapoff=["/dev/sw"],
         lines=["would stop swap device: /dev/sw", "would activate the configuration..."],
     ),
-    # --- list files (§8, §9) ----------------------------------------------------------------
+    # --- list files (record_unit, activation lists) -------------------------------------------
     Scenario(
         "leftover start-list",
         {},
@@ -789,7 +789,7 @@ SCENARIOS: list[Scenario] = [
             "would activate the configuration...",
         ],
     ),
-    # --- systemd re-exec, reload re-check, sorting -----------------------------------------
+    # --- systemd re-exec, reload re-check, sorting --------------------------------------------
     Scenario(
         "system.conf change re-executes systemd",
         {},

@@ -113,9 +113,11 @@ def query_snapshot() -> dict[str, ActiveUnit]:
     """Ask the running systemd (no root needed)."""
     argv = list_units_argv()
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
     except FileNotFoundError:
         raise NixlayerError(f"{argv[0]} not found: pass --units FILE with a snapshot") from None
+    except subprocess.TimeoutExpired:
+        raise NixlayerError(f"{' '.join(argv)} did not answer in 120 s") from None
     if proc.returncode != 0:
         raise NixlayerError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
     try:
