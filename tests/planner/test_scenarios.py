@@ -124,6 +124,12 @@ def test_scenario(tmp_path: Path, sc: Scenario) -> None:
     if sc.lines is not None:
         assert plan["lines"] == sc.lines
     assert plan["restart_systemd"] is (sc.system_conf is not None)
+    # A reason for every decision, and a decision for every unit on a list.
+    decisions = plan["decisions"]
+    assert all(d["reason"] for d in decisions), decisions
+    listed = {(d["unit"], d["change"]) for d in decisions}
+    for change in ("stop", "restart", "reload", "skip", "start"):
+        assert {(u, change) for u in want[change]} <= listed
 
 
 def test_table_is_large_enough() -> None:
