@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -125,7 +126,7 @@ def test_scenario(tmp_path: Path, sc: Scenario) -> None:
         assert plan["lines"] == sc.lines
     assert plan["restart_systemd"] is (sc.system_conf is not None)
     # A reason for every decision, and a decision for every unit on a list.
-    decisions = plan["decisions"]
+    decisions = cast(list[dict[str, str]], plan["decisions"])
     assert all(d["reason"] for d in decisions), decisions
     listed = {(d["unit"], d["change"]) for d in decisions}
     for change in ("stop", "restart", "reload", "skip", "start"):

@@ -250,9 +250,8 @@ class Planner:
 
     # --- the reload-time re-check (after sysinit-reactivation.target) ---------------
     def reload_recheck(self) -> None:
-        """Units in RELOAD that are not active when reloads run are started instead.
-        Predicted: not active before, or requiring (Requires=, BindsTo=, PartOf=) a
-        unit that was stopped, since systemd propagates those stops."""
+        """Units in RELOAD not active when reloads run are started instead. Predicted: not
+        active before, or requiring (Requires=, BindsTo=, PartOf=) a stopped unit."""
         s, new = self.s, self.i.new
         for unit in sorted(s.reload):
             state = self.i.snapshot.get(unit)
@@ -333,9 +332,7 @@ class Planner:
         if skip_shown:
             prefix = "would NOT stop" if dry else "NOT restarting"
             lines.append(f"{prefix} the following changed units: " + ", ".join(skip_shown))
-        lines.append(
-            "would activate the configuration..." if dry else "activating the configuration..."
-        )
+        lines.append(f"{'would activate' if dry else 'activating'} the configuration...")
         if i.activation_restart is not None or i.activation_reload is not None:
             lines.append(WARN_ACTIVATION_LISTS)
         self.activation_requests()
