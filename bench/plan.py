@@ -1,17 +1,24 @@
-"""Plan a switch of 5,000 units with a quarter changed.
+"""Plan a switch of 5,000 units with a quarter changed, then a plan plus closure diff
+of two systems of 2,000 store paths each, side by side with the unit plan alone.
 
-    python bench/plan.py [--units 5000] [--runs 5]
+    python bench/plan.py [--units 5000] [--runs 5] [--closure-paths 2000]
 
 Prints the median wall time of `plan_switch` (files read from disk, cold start
 excluded) and of the `nixlayer plan --json` command (start-up included), with
 units per second. Changed units are spread over the decision table: stop-start,
 restart, reload, skip, and socket-activated services.
+
+The closure part adds 2 x 2,000 small store paths (10% version changes, 2% added,
+2% removed, 5% size changes) to the local store with `nix-store --add`, makes one
+system path referring to each side, and times `closure_diff` (two `nix path-info
+--json --recursive` calls and the comparison). Ratios are printed, never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -22,7 +29,84 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
+from nixlayer.nix.runner import Nix  # noqa: E402
+from nixlayer.planner.closure_diff import closure_diff  # noqa: E402
 from nixlayer.planner.plan import plan_switch  # noqa: E402
+
+SYSTEM_EXPR = """
+let paths = builtins.fromJSON (builtins.readFile %s);
+in derivation {
+  name = "bench-system-%s"; system = builtins.currentSystem; builder = "/bin/sh";
+  refs = map builtins.storePath paths; passAsFile = [ "refs" ];
+  args = [ "-c" "/bin/cat $refsPath > $out" ];
+}
+"""
+
+
+def store_side(root: Path, side: str, count: int) -> list[str]:
+    """`count` files named like packages, added to the store in one nix-store call."""
+    d = root / f"pkgs-{side}"
+    d.mkdir()
+    for i in range(count):
+        if side == "b" and i % 50 == 1:
+            continue  # removed
+        version = "2.0" if side == "b" and i % 10 == 0 else "1.0"
+        body = "x" * (200 + (100 if side == "b" and i % 20 == 5 else 0) + i % 7)
+        (d / f"pkg{i:05d}-{version}").write_text(body)
+    if side == "b":
+        for i in range(count // 50):
+            (d / f"newpkg{i:04d}-0.1").write_text("new")
+    names = sorted(str(p) for p in d.iterdir())
+    out = subprocess.run(
+        ["nix-store", "--add", *names], check=True, capture_output=True, text=True
+    ).stdout
+    return out.split()
+
+
+def make_system(root: Path, side: str, paths: list[str]) -> str:
+    listing = root / f"paths-{side}.json"
+    listing.write_text(json.dumps(paths))
+    expr = SYSTEM_EXPR % (listing, side)
+    argv = ["nix", "build", "--impure", "--no-link", "--json", "--expr", expr]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    return str(json.loads(out)[0]["outputs"]["out"])
+
+
+def closure_bench(root: Path, count: int, runs: int) -> None:
+    os.environ.setdefault(
+        "NIX_CONFIG", "experimental-features = nix-command flakes\nsubstituters ="
+    )
+    old = make_system(root, "a", store_side(root, "a", count))
+    new = make_system(root, "b", store_side(root, "b", count))
+    units = build(root / "closure-units", count)
+    tree = root / "closure-units"
+    nix = Nix()
+    alone, diff_only, both = [], [], []
+    diff = None
+    for _ in range(runs):
+        start = time.perf_counter()
+        plan_switch(tree / "new", from_root=tree / "old", units_file=units, runtime_dir=tree)
+        alone.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        diff = closure_diff(old, new, nix)
+        diff_only.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        plan_switch(tree / "new", from_root=tree / "old", units_file=units, runtime_dir=tree)
+        closure_diff(old, new, nix)
+        both.append(time.perf_counter() - start)
+    assert diff is not None
+    t_alone, t_diff, t_both = (statistics.median(t) for t in (alone, diff_only, both))
+    print(
+        f"plan + closure diff, {diff.old_paths:,} and {diff.new_paths:,} store paths, "
+        f"{count:,} units, median of {runs}:"
+    )
+    print(f"  unit plan alone          {t_alone:>8.3f} s  1.00x")
+    print(f"  closure diff alone       {t_diff:>8.3f} s  {t_diff / t_alone:>5.2f}x")
+    print(f"  plan + closure diff      {t_both:>8.3f} s  {t_both / t_alone:>5.2f}x")
+    print(
+        f"  diff: {len(diff.added)} added, {len(diff.removed)} removed, "
+        f"{len(diff.version)} version changes, {len(diff.size)} size changes"
+    )
 
 
 def service(i: int, variant: str) -> str:
@@ -70,6 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--closure-paths", type=int, default=2000, help="0: skip")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="nixlayer-plan-bench-"))
     units = build(root, args.units)
@@ -110,6 +195,8 @@ def main() -> None:
         f"  decisions: stop {len(plan.stop_all)}, start {len(plan.start_all)}, restart "
         f"{len(plan.restart)}, reload {len(plan.reload)}, skip {len(plan.skip)}"
     )
+    if args.closure_paths:
+        closure_bench(root, args.closure_paths, args.runs)
 
 
 if __name__ == "__main__":

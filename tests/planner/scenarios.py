@@ -1,6 +1,7 @@
-"""Switch scenarios written from shared/docs/switch-to-configuration.md and the
-upstream nixos/tests/switch-test.nix. Each gives both unit trees, the snapshot,
-optional fstabs and list files, and the exact expected lists (and lines)."""
+"""Switch scenarios written from upstream switch-to-configuration-ng (nixpkgs
+pkgs/by-name/sw/switch-to-configuration-ng/src/main.rs) and nixos/tests/switch-test.nix.
+Each gives both unit trees, the snapshot, optional fstabs and list files, and the exact
+expected lists (and lines)."""
 
 from __future__ import annotations
 
@@ -49,16 +50,26 @@ class Scenario:
     lines: list[str] | None = None
     system_conf: tuple[str, str] | None = None  # old, new contents of etc/systemd/system.conf
 
+    def __post_init__(self) -> None:
+        # switch and test print SYSINIT on every run, after activation (and the WARN
+        # and re-exec lines), before the reload, restart and start lines.
+        if self.lines is not None and self.action != "dry-activate":
+            after = [n for n, line in enumerate(self.lines) if line in AFTER_ACTIVATION]
+            self.lines = [*self.lines]
+            self.lines.insert(after[-1] + 1, SYSINIT)
+
 
 A = "activating the configuration..."
+SYSINIT = "restarting sysinit-reactivation.target"
 WARN = (
     "WARN: restarting or reloading systemd units from the activation script is deprecated "
     "and will be removed in NixOS 26.11."
 )
+AFTER_ACTIVATION = (A, WARN, "restarting systemd...")
 FSTAB_BASE = "/dev/vda1 / ext4 defaults 0 1\n"
 
 SCENARIOS: list[Scenario] = [
-    # --- services: the comparison (§3) -----------------------------------------------------
+    # --- services: the comparison (compare_units) ---------------------------------------------
     Scenario(
         "unchanged service", {"a.service": svc()}, {"a.service": svc()}, ["a.service"], lines=[A]
     ),
@@ -286,7 +297,7 @@ SCENARIOS: list[Scenario] = [
         stop=["a.service"],
         start=["a.service"],
     ),
-    # --- which units are examined (§4) -----------------------------------------------------
+    # --- which units are examined (collect_unit_changes) --------------------------------------
     Scenario(
         "changed inactive unit is ignored",
         {"a.service": svc("/bin/a")},
@@ -354,7 +365,7 @@ SCENARIOS: list[Scenario] = [
         {"a.service": "failed"},
         lines=[A],
     ),
-    # --- sockets (§5.4) ---------------------------------------------------------------------
+    # --- sockets (handle_modified_unit) -------------------------------------------------------
     Scenario(
         "changed socket does nothing",
         {"s.socket": sock("/a")},
@@ -425,7 +436,7 @@ SCENARIOS: list[Scenario] = [
         stop=["f.service", "f.socket"],
         start=["f.socket"],
     ),
-    # --- templates (§4 step 1) ----------------------------------------------------------------
+    # --- templates (TEMPLATE_UNIT_RE) ---------------------------------------------------------
     Scenario(
         "template instance follows its template",
         {"foo@.service": svc("/bin/a")},
@@ -464,7 +475,7 @@ SCENARIOS: list[Scenario] = [
         ["foo@x.service"],
         lines=[A],
     ),
-    # --- targets (§4 step 5) ----------------------------------------------------------------
+    # --- targets (collect_unit_changes) -------------------------------------------------------
     Scenario(
         "active target is started, hidden",
         {"multi-user.target": target()},
@@ -518,7 +529,7 @@ SCENARIOS: list[Scenario] = [
         stop=["x.target"],
         lines=["stopping the following units: x.target", A],
     ),
-    # --- other unit types (§5.1) ------------------------------------------------------------
+    # --- other unit types (handle_modified_unit) ----------------------------------------------
     Scenario(
         "changed path unit does nothing",
         {"p.path": "[Path]\nPathExists=/a\n"},
@@ -568,7 +579,7 @@ SCENARIOS: list[Scenario] = [
         ["-.mount"],
         reload=["-.mount"],
     ),
-    # --- fstab and swaps (§6) ----------------------------------------------------------------
+    # --- fstab and swaps (parse_fstab) --------------------------------------------------------
     Scenario(
         "fstab mount removed",
         {},
@@ -660,7 +671,7 @@ SCENARIOS: list[Scenario] = [
         swapoff=["/dev/sw"],
         lines=["would stop swap device: /dev/sw", "would activate the configuration..."],
     ),
-    # --- list files (§8, §9) ----------------------------------------------------------------
+    # --- list files (record_unit, activation lists) -------------------------------------------
     Scenario(
         "leftover start-list",
         {},
@@ -778,7 +789,7 @@ SCENARIOS: list[Scenario] = [
             "would activate the configuration...",
         ],
     ),
-    # --- systemd re-exec, reload re-check, sorting -----------------------------------------
+    # --- systemd re-exec, reload re-check, sorting --------------------------------------------
     Scenario(
         "system.conf change re-executes systemd",
         {},

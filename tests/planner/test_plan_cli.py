@@ -44,7 +44,9 @@ def test_json_output(tmp_path: Path) -> None:
         str(tmp_path / "run"),
     )
     assert proc.returncode == 0, proc.stderr
-    plan = json_result(proc)
+    doc = json_result(proc)
+    assert doc["version"] == 1 and doc["kind"] == "nixos" and doc["closure"] is None
+    plan = doc["switch"]
     assert plan["lines"] == MIXED.lines
     assert set(plan) >= {
         "stop",
@@ -73,8 +75,10 @@ def test_human_summary(tmp_path: Path) -> None:
         str(tmp_path / "run"),
     )
     assert proc.returncode == 0, proc.stderr
-    assert "stop    2  a.service, gone.service" in proc.stdout
-    assert "restart    1  sshd.service" in proc.stdout
+    out = proc.stdout
+    assert "stop a.service  [Service] ExecStart changed; stopped before activation" in out
+    assert "stop gone.service  not in the new configuration" in out
+    assert "restart sshd.service [protected]" in out
 
 
 def test_asks_systemctl_without_units(tmp_path: Path) -> None:
@@ -94,7 +98,7 @@ def test_asks_systemctl_without_units(tmp_path: Path) -> None:
         env={"NIXLAYER_SYSTEMCTL": str(fake)},
     )
     assert proc.returncode == 0, proc.stderr
-    assert json_result(proc)["lines"] == MIXED.lines
+    assert json_result(proc)["switch"]["lines"] == MIXED.lines
 
 
 @pytest.mark.parametrize(

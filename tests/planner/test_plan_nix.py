@@ -37,11 +37,18 @@ def test_plan_between_two_built_systems(own_stand_in: StandIn, tmp_path: Path) -
     assert plan.restart == ["sshd.service"] and plan.stop == [] and plan.start == []
     assert plan.lines == [
         "activating the configuration...",
+        "restarting sysinit-reactivation.target",
         "restarting the following units: sshd.service",
     ]
+    assert plan.reasons("sshd.service")[0].reason.endswith(
+        "stopIfChanged = false: restarted in one step"
+    )
 
     same = plan_switch(before, from_root=before, units_file=units, runtime_dir=tmp_path / "run")
-    assert same.lines == ["activating the configuration..."]
+    assert same.lines == [
+        "activating the configuration...",
+        "restarting sysinit-reactivation.target",
+    ]
 
     proc = cli(
         "plan",
@@ -58,4 +65,7 @@ def test_plan_between_two_built_systems(own_stand_in: StandIn, tmp_path: Path) -
         "--json",
     )
     assert proc.returncode == 0, proc.stderr
-    assert json_result(proc)["lines"][-1] == "would restart the following units: sshd.service"
+    assert (
+        json_result(proc)["switch"]["lines"][-1]
+        == "would restart the following units: sshd.service"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -18,8 +19,8 @@ WARN = (
 
 
 def expected_lines(sc: Scenario) -> list[str]:
-    """The lines §11 prescribes for a scenario's expected lists (the explicit `lines`
-    of a scenario are checked as well)."""
+    """The lines switch-to-configuration-ng prints for a scenario's expected lists (the
+    explicit `lines` of a scenario are checked as well)."""
     dry = sc.action == "dry-activate"
     lines = [f"{'would stop' if dry else 'stopping'} swap device: {d}" for d in sc.swapoff]
     if sc.stop:
@@ -37,6 +38,8 @@ def expected_lines(sc: Scenario) -> list[str]:
         lines.append(WARN)
     if sc.system_conf is not None:
         lines.append("would restart systemd" if dry else "restarting systemd...")
+    if not dry:
+        lines.append("restarting sysinit-reactivation.target")
     for verb, dry_verb, units in (
         ("reloading", "would reload", sc.reload),
         ("restarting", "would restart", sc.restart),
@@ -122,6 +125,12 @@ def test_scenario(tmp_path: Path, sc: Scenario) -> None:
     if sc.lines is not None:
         assert plan["lines"] == sc.lines
     assert plan["restart_systemd"] is (sc.system_conf is not None)
+    # A reason for every decision, and a decision for every unit on a list.
+    decisions = cast(list[dict[str, str]], plan["decisions"])
+    assert all(d["reason"] for d in decisions), decisions
+    listed = {(d["unit"], d["change"]) for d in decisions}
+    for change in ("stop", "restart", "reload", "skip", "start"):
+        assert {(u, change) for u in want[change]} <= listed
 
 
 def test_table_is_large_enough() -> None:

@@ -1,4 +1,5 @@
-"""`nixlayer schema [NAME]`: the published JSON Schemas (a VM spec, the --json envelope)."""
+"""`nixlayer schema [NAME]`: the published JSON Schemas (a VM spec, the --json envelope,
+the plan)."""
 
 from __future__ import annotations
 
@@ -21,14 +22,25 @@ def _envelope() -> dict[str, Any]:
     return envelope_schema()
 
 
-SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {"spec": _spec, "envelope": _envelope}
+def _plan() -> dict[str, Any]:
+    from nixlayer.planner.document import plan_schema
+
+    return plan_schema()
+
+
+SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
+    "spec": _spec,
+    "envelope": _envelope,
+    "plan": _plan,
+}
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "schema",
         parents=[common],
-        help="print a JSON Schema (spec: a VM spec; envelope: the --json output of every command)",
+        help="print a JSON Schema (spec: a VM spec; envelope: the --json output of every "
+        "command; plan: the plan document in plan's result)",
     )
     p.add_argument("name", nargs="?", default="spec", choices=sorted(SCHEMAS))
     p.set_defaults(handler=_schema)

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from nixlayer.errors import InputError
 from nixlayer.planner.model import SwitchPlan, sort_units
 from nixlayer.planner.unitfile import UnitTree
 
@@ -97,7 +98,7 @@ def violations(
     found: dict[str, Violation] = {}
     for change, units in (
         ("skip", [*plan.skip, *plan.silent_skip]),
-        ("reload", plan.reload if plan.action == "launchd" else []),
+        ("reload", plan.reload if plan.kind == "nix-darwin" else []),
         ("restart", plan.restart),
         ("stop", plan.stop_all),
     ):
@@ -119,7 +120,7 @@ def explain(unit: str, old: UnitTree | None, new: UnitTree | None) -> str:
         return "it is new or generated"
     try:
         a, b = old.parse(unit, unit), new.parse(unit, unit)
-    except ValueError:
+    except InputError:
         return "its unit file changed"
     changed = sorted(
         f"[{section}] {key}"

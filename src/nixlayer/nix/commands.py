@@ -119,3 +119,8 @@ def verify_all(store: str) -> Argv:
 def derivation_closure(installable: str) -> Argv:
     """Every store derivation `installable` depends on, itself included."""
     return ["path-info", "--derivation", "--recursive", installable]
+
+
+def path_info_closure(paths: Sequence[str]) -> Argv:
+    """The closure of `paths` with each path's registration (narSize, references)."""
+    return ["path-info", "--json", "--recursive", *paths]

@@ -1,4 +1,5 @@
-"""compare_units: is a changed unit equal, reload-class or restart-class?"""
+"""compare_units: is a changed unit equal, reload-class or restart-class? (upstream
+`compare_units` in switch-to-configuration-ng's main.rs)"""
 
 from __future__ import annotations
 
@@ -87,3 +88,23 @@ def compare_units(old: Unit, new: Unit) -> Change:
         else:
             return Change.RESTART
     return result
+
+
+def changed_keys(old: Unit, new: Unit) -> list[str]:
+    """`[Section] Key` for every key whose values differ, sorted (for reasons)."""
+    return sorted(
+        f"[{section}] {key}"
+        for section in set(old) | set(new)
+        for key in set(old.get(section, {})) | set(new.get(section, {}))
+        if old.get(section, {}).get(key) != new.get(section, {}).get(key)
+    )
+
+
+def describe_change(old: Unit, new: Unit, limit: int = 3) -> str:
+    keys = changed_keys(old, new)
+    if not keys:
+        return "its files changed"
+    shown = ", ".join(keys[:limit]) + (
+        f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    )
+    return f"{shown} changed"

@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import re
 
+from nixlayer.errors import InputError
+
 Entry = tuple[str, str | None, str]
 
 
-class IniError(ValueError):
-    """The text cannot be parsed (an unclosed section header or quote, a key without '=')."""
+class IniError(InputError):
+    """The text cannot be parsed (an unclosed section header or quote, a key without '=').
+    Callers that know the file re-raise it as a UnitFileError naming the file."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("", message)
 
 
 # Anything that makes a file need the full tokenizer: a continuation, a quote at a

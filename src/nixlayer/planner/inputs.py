@@ -8,11 +8,11 @@ from pathlib import Path
 
 from nixlayer.errors import InputError
 from nixlayer.planner.engine import PlanInputs
+from nixlayer.planner.model import ACTIONS, Action, UserPlan
 from nixlayer.planner.snapshot import ActiveUnit, load_snapshot, query_snapshot
 from nixlayer.planner.unitfile import UnitTree
 
 UNIT_DIR = "etc/systemd/system"
-ACTIONS = ("switch", "test", "dry-activate", "boot")
 
 
 def unit_tree(root: Path, flag: str) -> UnitTree:
@@ -33,9 +33,11 @@ def _read_optional(path: Path) -> str:
         return ""
     except OSError as exc:
         raise InputError(str(path), f"cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(str(path), f"is not UTF-8 (byte {exc.start})") from None
 
 
-def _read_list(path: Path) -> tuple[str, ...] | None:
+def read_list(path: Path) -> tuple[str, ...] | None:
     if not path.exists():
         return None
     return tuple(line.strip() for line in _read_optional(path).splitlines() if line.strip())
@@ -49,7 +51,7 @@ def _realpath_or_unknown(path: Path) -> str:
 
 
 def systemd_changes(old_root: Path, new_root: Path) -> bool:
-    """§7: re-exec when pid 1's binary or system.conf differ."""
+    """Re-exec when pid 1's binary or system.conf differ (upstream `do_system_switch`)."""
     if old_root.resolve() == Path("/") and not (old_root / "systemd").exists():
         old_exe = _realpath_or_unknown(Path("/proc/1/exe"))
     else:
@@ -68,9 +70,9 @@ def load_inputs(
     units_file: Path | None = None,
     snapshot: dict[str, ActiveUnit] | None = None,
     runtime_dir: Path = Path("/run"),
+    users: tuple[UserPlan, ...] = (),
 ) -> PlanInputs:
-    if action not in ACTIONS:
-        raise InputError("--action", f"{action!r} is not one of {', '.join(ACTIONS)}")
+    checked = parse_action(action)
     old, new = unit_tree(from_root, "--from"), unit_tree(to_root, "--to")
     if snapshot is None:
         snapshot = load_snapshot(units_file) if units_file is not None else query_snapshot()
@@ -80,13 +82,22 @@ def load_inputs(
         old=old,
         new=new,
         snapshot=snapshot,
-        action=action,
+        action=checked,
         old_fstab=_read_optional(from_root / "etc/fstab"),
         new_fstab=_read_optional(to_root / "etc/fstab"),
-        leftover_start=_read_list(nixos / "start-list") or (),
-        leftover_restart=_read_list(nixos / "restart-list") or (),
-        leftover_reload=_read_list(nixos / "reload-list") or (),
-        activation_restart=_read_list(nixos / f"{prefix}-restart-list"),
-        activation_reload=_read_list(nixos / f"{prefix}-reload-list"),
+        leftover_start=read_list(nixos / "start-list") or (),
+        leftover_restart=read_list(nixos / "restart-list") or (),
+        leftover_reload=read_list(nixos / "reload-list") or (),
+        activation_restart=read_list(nixos / f"{prefix}-restart-list"),
+        activation_reload=read_list(nixos / f"{prefix}-reload-list"),
         restart_systemd=systemd_changes(from_root, to_root),
+        runtime_dir=str(runtime_dir),
+        users=users,
     )
+
+
+def parse_action(action: str) -> Action:
+    for known in ACTIONS:
+        if action == known:
+            return known
+    raise InputError("--action", f"{action!r} is not one of {', '.join(ACTIONS)}")

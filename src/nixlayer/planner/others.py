@@ -4,69 +4,81 @@ system-manager (its engine, services.rs): units removed or masked are stopped
 (unless X-StopOnRemoval=false); units whose store path changed are reload-or-
 restarted unless X-RestartIfChanged=false; there is no stopIfChanged.
 nix-darwin: every launchd plist that changed is unloaded and loaded again.
+Both share the NixOS plan's shape (model.SwitchPlan), told apart by `kind`.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from nixlayer.errors import InputError
-from nixlayer.planner.model import SwitchPlan, sort_units
+from nixlayer.planner.ini import IniError
+from nixlayer.planner.model import Change, Decision, Kind, SwitchPlan, sort_units
+from nixlayer.planner.snapshot import read_json_file
 from nixlayer.planner.unitfile import UnitFileError, UnitTree, get_bool, parse_text
 
 SERVICES_JSON = "services/services.json"
 LAUNCH_DIRS = ("Library/LaunchDaemons", "Library/LaunchAgents")
 
 
-def _services(root: Path) -> dict[str, Any]:
+def _services(root: Path) -> dict[str, dict[str, Any]]:
     path = root / SERVICES_JSON
     if not path.is_file():
         return {}
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(str(path), f"not valid JSON: {exc.msg}") from exc
+    data = read_json_file(path, str(path))
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise InputError(str(path), "expected a JSON object of unit name -> {storePath, ...}")
     return data
 
 
-def _unit(store_path: str | None) -> dict[str, dict[str, list[str]]]:
+def _unit(store_path: Any) -> dict[str, dict[str, list[str]]]:
     if not store_path:
         return {}
+    path = Path(str(store_path))
     try:
-        return parse_text(Path(store_path).read_text())
-    except (OSError, ValueError) as exc:
-        raise UnitFileError(Path(store_path), str(exc)) from exc
+        return parse_text(path.read_text())
+    except OSError as exc:
+        raise UnitFileError(path, f"cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise UnitFileError(path, "is not UTF-8") from None
+    except IniError as exc:
+        raise UnitFileError(path, f"cannot parse: {exc.message}") from exc
 
 
 def plan_system_manager(old_root: Path, new_root: Path) -> SwitchPlan:
     old, new = _services(old_root), _services(new_root)
     active = {n: s for n, s in new.items() if not s.get("masked")}
-    stop: set[str] = {n for n, s in new.items() if s.get("masked") and n in old}
-    restart: set[str] = set()
-    skip: set[str] = set()
+    why: dict[str, dict[str, str]] = {"stop": {}, "restart": {}, "skip": {}, "start": {}}
+    for name in new:
+        if new[name].get("masked") and name in old:
+            why["stop"][name] = "masked in the new configuration"
     for name, svc in old.items():
         if name not in active:
             if get_bool(_unit(svc.get("storePath")), "Unit", "X-StopOnRemoval", True):
-                stop.add(name)
+                why["stop"].setdefault(name, "not in the new configuration")
         elif active[name].get("storePath") != svc.get("storePath"):
             restartable = get_bool(
                 _unit(active[name].get("storePath")), "Service", "X-RestartIfChanged", True
             )
-            (restart if restartable else skip).add(name)
-    start = {n for n in active if n not in old}
+            if restartable:
+                why["restart"][name] = "its unit file changed: reload-or-restart"
+            else:
+                why["skip"][name] = "its unit file changed; X-RestartIfChanged=false"
+    for name in active:
+        if name not in old:
+            why["start"][name] = "new in this configuration"
     lines = [
-        f"{verb} {', '.join(sort_units(units))}"
-        for verb, units in (
-            ("stop:", stop),
-            ("not restarting (X-RestartIfChanged=false):", skip),
-            ("reload-or-restart:", restart),
-            ("start:", start),
+        f"{verb} {', '.join(sort_units(frozenset(why[key])))}"
+        for verb, key in (
+            ("stop:", "stop"),
+            ("not restarting (X-RestartIfChanged=false):", "skip"),
+            ("reload-or-restart:", "restart"),
+            ("start:", "start"),
         )
-        if units
+        if why[key]
     ]
-    return _plan("system-manager", stop=stop, start=start, restart=restart, skip=skip, lines=lines)
+    return _plan("system-manager", why, lines)
 
 
 def _plists(root: Path) -> dict[str, bytes]:
@@ -81,41 +93,50 @@ def _plists(root: Path) -> dict[str, bytes]:
 
 def plan_darwin(old_root: Path, new_root: Path) -> SwitchPlan:
     old, new = _plists(old_root), _plists(new_root)
-    stop = {label for label in old if label not in new}
-    reload = {label for label in old if label in new and old[label] != new[label]}
-    start = {label for label in new if label not in old}
+    why: dict[str, dict[str, str]] = {
+        "stop": {label: "its plist is gone: unloaded" for label in old if label not in new},
+        "reload": {
+            label: "its plist changed: unloaded and loaded again"
+            for label in old
+            if label in new and old[label] != new[label]
+        },
+        "start": {label: "new plist: loaded" for label in new if label not in old},
+    }
     lines = [
-        f"{verb} {', '.join(sort_units(units))}"
-        for verb, units in (("unload:", stop), ("reload:", reload), ("load:", start))
-        if units
+        f"{verb} {', '.join(sort_units(frozenset(why[key])))}"
+        for verb, key in (("unload:", "stop"), ("reload:", "reload"), ("load:", "start"))
+        if why[key]
     ]
-    return _plan("launchd", stop=stop, start=start, reload=reload, lines=lines)
+    return _plan("nix-darwin", why, lines)
 
 
-def _plan(
-    action: str,
-    *,
-    stop: set[str],
-    start: set[str],
-    restart: set[str] | None = None,
-    reload: set[str] | None = None,
-    skip: set[str] | None = None,
-    lines: list[str],
-) -> SwitchPlan:
+def _plan(kind: Kind, why: dict[str, dict[str, str]], lines: list[str]) -> SwitchPlan:
+    def units(key: str) -> list[str]:
+        return sort_units(frozenset(why.get(key, {})))
+
+    changes: tuple[Change, ...] = ("stop", "skip", "reload", "restart", "start")
+    decisions = [
+        Decision(unit, change, why[change][unit])
+        for change in changes
+        if change in why
+        for unit in units(change)
+    ]
     return SwitchPlan(
-        action=action,
-        stop=sort_units(stop),
-        start=sort_units(start),
-        restart=sort_units(restart or set()),
-        reload=sort_units(reload or set()),
-        skip=sort_units(skip or set()),
+        action="switch",
+        stop=units("stop"),
+        start=units("start"),
+        restart=units("restart"),
+        reload=units("reload"),
+        skip=units("skip"),
         filtered=[],
         silent_skip=[],
-        stop_all=sort_units(stop),
-        start_all=sort_units(start),
+        stop_all=units("stop"),
+        start_all=units("start"),
         swapoff=[],
         restart_systemd=False,
         lines=lines,
+        kind=kind,
+        decisions=decisions,
     )
 
 

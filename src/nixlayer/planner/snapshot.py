@@ -20,8 +20,35 @@ class ActiveUnit:
     fragment_path: str | None = None  # when known, only /etc/systemd/system units are acted on
 
 
+# A snapshot of 100,000 units is about 15 MiB; anything far larger is not one.
+MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024
+NAME_MAX = 255
+
+
+def _unit_name(value: Any, source: str, i: int) -> str:
+    """A unit name that is safe to join to a unit directory and to print."""
+    if not isinstance(value, str):
+        raise InputError(source, f"entry {i}: 'unit' is not a string")
+    problem = None
+    if not value or value in (".", "..") or "/" in value:
+        problem = "is not a unit name"
+    elif "\0" in value:
+        problem = "contains a NUL character"
+    else:
+        try:
+            if len(value.encode()) > NAME_MAX:
+                problem = f"is longer than {NAME_MAX} bytes"
+        except UnicodeEncodeError:
+            problem = "is not valid Unicode"
+    if problem:
+        raise InputError(source, f"entry {i}: unit {value[:60]!r} {problem}")
+    return value
+
+
 def parse_snapshot(data: Any, source: str) -> dict[str, ActiveUnit]:
     """Keep units that are not inactive, as switch-to-configuration does."""
+    if isinstance(data, dict) and isinstance(data.get("units"), list):
+        data = data["units"]  # the per-user form: {"units": [...], "config_home": ...}
     if not isinstance(data, list):
         raise InputError(
             source, "expected a JSON array of units (systemctl list-units --output=json)"
@@ -30,28 +57,46 @@ def parse_snapshot(data: Any, source: str) -> dict[str, ActiveUnit]:
     for i, item in enumerate(data):
         if not isinstance(item, dict):
             raise InputError(source, f"entry {i} is not an object")
-        try:
-            name, active, sub = str(item["unit"]), str(item["active"]), str(item.get("sub", ""))
-        except KeyError as exc:
-            raise InputError(source, f"entry {i} has no {exc.args[0]!r} field") from None
+        if "unit" not in item or "active" not in item:
+            missing = "unit" if "unit" not in item else "active"
+            raise InputError(source, f"entry {i} has no {missing!r} field")
+        name = _unit_name(item["unit"], source, i)
+        active, sub = item["active"], item.get("sub", "")
+        if not isinstance(active, str) or not isinstance(sub, str):
+            raise InputError(source, f"entry {i}: 'active' and 'sub' must be strings")
         if active == "inactive":
             continue
         fragment = item.get("fragment_path", item.get("FragmentPath"))
-        out[name] = ActiveUnit(name, active, sub, str(fragment) if fragment else None)
+        if fragment is not None and not isinstance(fragment, str):
+            raise InputError(source, f"entry {i}: 'fragment_path' must be a string")
+        out[name] = ActiveUnit(name, active, sub, fragment or None)
     return out
+
+
+def read_json_file(path: Path, source: str) -> Any:
+    """A JSON input file, with every way it can be hostile turned into one InputError."""
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_SNAPSHOT_BYTES + 1)
+    except OSError as exc:
+        raise InputError(source, f"cannot read: {exc.strerror}") from exc
+    if len(raw) > MAX_SNAPSHOT_BYTES:
+        raise InputError(source, f"is larger than {MAX_SNAPSHOT_BYTES // 2**20} MiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(source, f"is not UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(source, f"not valid JSON at line {exc.lineno}: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(source, "not valid JSON: nested too deeply") from None
 
 
 def load_snapshot(path: Path) -> dict[str, ActiveUnit]:
     source = f"--units {path}"
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError(source, f"cannot read: {exc.strerror}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(source, f"not valid JSON at line {exc.lineno}: {exc.msg}") from exc
-    return parse_snapshot(data, source)
+    return parse_snapshot(read_json_file(path, source), source)
 
 
 def list_units_argv() -> list[str]:
@@ -68,12 +113,14 @@ def query_snapshot() -> dict[str, ActiveUnit]:
     """Ask the running systemd (no root needed)."""
     argv = list_units_argv()
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
     except FileNotFoundError:
         raise NixlayerError(f"{argv[0]} not found: pass --units FILE with a snapshot") from None
+    except subprocess.TimeoutExpired:
+        raise NixlayerError(f"{' '.join(argv)} did not answer in 120 s") from None
     if proc.returncode != 0:
         raise NixlayerError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
     try:
         return parse_snapshot(json.loads(proc.stdout), "systemctl list-units")
-    except json.JSONDecodeError as exc:
-        raise NixlayerError(f"systemctl printed invalid JSON: {exc.msg}") from exc
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise NixlayerError(f"systemctl printed invalid JSON: {exc}") from None

@@ -4,20 +4,23 @@ merged into section -> key -> values, with the [Install] section dropped."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from nixlayer.errors import InputError
 from nixlayer.planner.ini import IniError, parse_entries
 
 Unit = dict[str, dict[str, list[str]]]
 TRUE_VALUES = frozenset({"1", "yes", "true", "on"})
 
 
-class UnitFileError(ValueError):
+class UnitFileError(InputError):
+    """A unit file that cannot be read or parsed; the field is the file."""
+
     def __init__(self, path: Path, message: str) -> None:
         self.path = path
-        super().__init__(f"{path}: {message}")
+        super().__init__(str(path), message)
 
 
 def parse_text(*texts: str) -> Unit:
@@ -56,6 +59,10 @@ class UnitTree:
     """A directory of unit files, e.g. <root>/etc/systemd/system."""
 
     path: Path
+    # Parsed units by (unit, base): the main pass and the startup model read the same ones.
+    _parsed: dict[tuple[str, str], Unit] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
 
     @cached_property
     def _dir(self) -> str:
@@ -68,6 +75,10 @@ class UnitTree:
             return frozenset(os.listdir(self.path))
         except OSError:
             return frozenset()
+
+    def listed(self, name: str) -> bool:
+        """Whether the directory has an entry of that name (no stat)."""
+        return name in self._names
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -114,10 +125,15 @@ class UnitTree:
         return out
 
     def parse(self, unit: str, base: str, texts: list[str] | None = None) -> Unit:
+        cached = self._parsed.get((unit, base))
+        if cached is not None:
+            return cached
         try:
-            return parse_text(*(texts if texts is not None else self.texts(unit, base)))
+            parsed = parse_text(*(texts if texts is not None else self.texts(unit, base)))
         except IniError as exc:
-            raise UnitFileError(self.file(base), f"cannot parse: {exc}") from exc
+            raise UnitFileError(self.file(base), f"cannot parse: {exc.message}") from exc
+        self._parsed[(unit, base)] = parsed
+        return parsed
 
     def fingerprint(self, unit: str, base: str) -> tuple[tuple[str, int, int], ...] | None:
         """The identity of the unit's files: equal fingerprints mean equal units
