@@ -101,7 +101,9 @@ class Activation:
             self.record(pending)
 
         self.runner.on_start = started
-        if sets_profile(self.kind, self.action):
+        # Only when it differs: `nix-env --set` would add a generation even for the path
+        # the profile already points at (after restore put it back on an older one).
+        if sets_profile(self.kind, self.action) and not is_running(self.profile, self.toplevel):
             self.nix.run(commands.profile_set(self.profile, str(self.toplevel)), tool="nix-env")
         steps = activation_steps(self.kind, self.toplevel, self.action)
         for i, step in enumerate(steps):

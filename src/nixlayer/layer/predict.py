@@ -47,6 +47,11 @@ class Prediction:
     protected: list[str]
     inhibitors: InhibitorVerdict
     violations: list[Violation] = field(default_factory=list)
+    inhibited: str | None = None  # why the inhibitors refuse (None: they do not)
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.violations) or self.inhibited is not None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -114,6 +119,7 @@ def predict(
 ) -> Prediction:
     verdict = InhibitorVerdict()
     effective = action
+    inhibited: str | None = None
     if kind == "nixos":
         skipped = check_applies(action, os.environ)
         verdict = inhibitor_verdict(read_inhibitors(current), read_inhibitors(toplevel))
@@ -121,7 +127,7 @@ def predict(
             log.info("switch inhibitors differ (%s), but %s", ", ".join(verdict.names), skipped)
             verdict = InhibitorVerdict()
         elif verdict.inhibited:
-            effective = _on_inhibit(action, verdict, on_inhibit)
+            effective, inhibited = _on_inhibit(action, verdict, on_inhibit)
     plan = plan_for(kind, toplevel, current, effective, where)
     family: Family = "systemd" if KINDS[kind].systemd else "launchd"
     protection = build_protection(
@@ -136,10 +142,13 @@ def predict(
         found = violations(
             plan, protection, unit_tree_or_none(current), unit_tree_or_none(toplevel), kind
         )
-    return Prediction(effective, plan, protection.patterns(), verdict, found)
+    return Prediction(effective, plan, protection.patterns(), verdict, found, inhibited)
 
 
-def _on_inhibit(action: Action, verdict: InhibitorVerdict, on_inhibit: str) -> Action:
+def _on_inhibit(
+    action: Action, verdict: InhibitorVerdict, on_inhibit: str
+) -> tuple[Action, str | None]:
+    """The action to take, and why the inhibitors refuse it (None: they do not)."""
     names = ", ".join(verdict.names)
     if on_inhibit == "boot" and action == "switch":
         log.warning(
@@ -147,25 +156,31 @@ def _on_inhibit(action: Action, verdict: InhibitorVerdict, on_inhibit: str) -> A
             "needed to use the new system",
             names,
         )
-        return "boot"
+        return "boot", None
     hint = (
         "pass --on-inhibit boot to make it the boot default instead (a reboot is needed)"
         if action == "switch"
         else "--action test cannot fall back to the next boot; use --action switch "
         "--on-inhibit boot, or reboot into the new system"
     )
-    raise SwitchRefusedError(
-        f"refusing to {action}: switch inhibitors differ between the running and the new "
-        f"system: {verdict.describe()}. Nothing was activated; {hint}.",
-        {"inhibitors": {k: list(v) for k, v in verdict.differing.items()}, "action": action},
+    return action, (
+        f"switch inhibitors differ between the running and the new system: "
+        f"{verdict.describe()}; {hint}"
     )
 
 
-def refusal(found: Sequence[Violation], prediction: Prediction, what: str) -> SwitchRefusedError:
-    lines = "\n".join(f"  {v.line()}" for v in found)
+def refusal(prediction: Prediction, what: str) -> SwitchRefusedError:
+    found = prediction.violations
+    parts = []
+    if prediction.inhibited:
+        parts.append(prediction.inhibited)
+    if found:
+        lines = "\n".join(f"  {v.line()}" for v in found)
+        parts.append(
+            f"{len(found)} protected unit(s) would be disturbed:\n{lines}\nKeep the job from "
+            "changing these units, or pass --allow-restart UNIT to accept it"
+        )
     return SwitchRefusedError(
-        f"refusing to {what}: {len(found)} protected unit(s) would be disturbed:\n{lines}\n"
-        "Nothing was activated. Keep the job from changing these units, or pass "
-        "--allow-restart UNIT to accept it.",
+        f"refusing to {what}: " + "\n".join(parts) + "\nNothing was activated.",
         {"refused": [v.to_json() for v in found], **prediction.to_json()},
     )

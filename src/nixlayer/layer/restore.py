@@ -113,8 +113,8 @@ def restore(
         prediction = predict(
             the_kind, base, cur, action, where, protect=protect, allow_restart=allow_restart
         )
-        if prediction.violations:
-            raise refusal(prediction.violations, prediction, "restore the base")
+        if prediction.refused:
+            raise refusal(prediction, "restore the base")
         if on_plan:
             on_plan(prediction)
         if state.base_generation is not None and action in ("switch", "boot"):

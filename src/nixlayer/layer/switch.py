@@ -114,8 +114,8 @@ def switch(
             allow_restart=allow_restart,
             on_inhibit=on_inhibit,
         )
-        if prediction.violations:
-            raise refusal(prediction.violations, prediction, "switch")
+        if prediction.refused:
+            raise refusal(prediction, "switch")
         if on_plan:
             on_plan(prediction)
         done = _activate(

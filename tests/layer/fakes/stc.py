@@ -7,6 +7,7 @@
   NIXOS_NO_CHECK=1; a difference prints nixpkgs' lines and exits 1.
 - $NIXLAYER_FAKE_STC_EXIT="SUBSTRING:CODE": a toplevel whose path contains SUBSTRING
   exits with CODE: 4 after activating (a unit failed), 2 before (activation script).
+- $NIXLAYER_FAKE_STC_CHECK_FAIL=SUBSTRING: another pre-switch check ('diskSpace') refuses.
 - $NIXLAYER_FAKE_STC_GATE=FILE: write FILE.started, then wait for FILE before activating.
 """
 
@@ -33,6 +34,12 @@ def main() -> int:
         if any(k in new and new[k] != v for k, v in old.items()):
             print("Found diff in switch inhibitors", flush=True)
             print("Pre-switch check 'switchInhibitors' failed", flush=True)
+            print("Pre-switch checks failed", flush=True)
+            return 1
+        check = os.environ.get("NIXLAYER_FAKE_STC_CHECK_FAIL")
+        if check and check in str(top):
+            print("not enough space in /boot for the new generation", flush=True)
+            print("Pre-switch check 'diskSpace' failed", flush=True)
             print("Pre-switch checks failed", flush=True)
             return 1
     gate = os.environ.get("NIXLAYER_FAKE_STC_GATE")
