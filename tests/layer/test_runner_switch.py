@@ -287,3 +287,64 @@ def test_errors_name_switch_flags_and_hint_units(layered: Layered) -> None:
     args[args.index("--current") + 1] = str(layered.root / "nope")
     proc = cli(*args, env=layered.env)
     assert proc.returncode == 2 and "--current:" in proc.stderr and "--from" not in proc.stderr
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_a_checkout_reaches_the_store_as_its_tracked_files(layered: Layered) -> None:
+    repo = layered.root / "checkout"
+    shutil.copytree(layered.job, repo)
+    _git(repo, "init", "-q")
+    _git(repo, "add", "flake.nix", "flake.lock", "job.nix")
+    _git(repo, "commit", "-qm", "job")
+    with open(repo / "artefact.bin", "wb") as fh:  # an untracked 200 MB build artefact
+        fh.truncate(200 * 1024 * 1024)
+    proc = cli(*layered.args("--action", "dry-activate", "--json", job=repo), env=layered.env)
+    assert proc.returncode == 0, proc.stderr
+    assert f"git+file://{repo}" in proc.stderr
+    meta = json.loads(
+        subprocess.run(
+            ["nix", "flake", "metadata", "--json", f"git+file://{repo}"],
+            capture_output=True,
+            check=True,
+            timeout=120,
+        ).stdout
+    )
+    source = Path(meta["path"])
+    assert sorted(p.name for p in source.iterdir()) == ["flake.lock", "flake.nix", "job.nix"]
+    # An untracked flake.nix is named, not silently read from the disk.
+    (repo / "sub").mkdir()
+    shutil.copy(repo / "flake.nix", repo / "sub/flake.nix")
+    untracked = cli(*layered.args("-q", job=repo / "sub"), env=layered.env)
+    assert untracked.returncode == 2 and "is not tracked by git" in untracked.stderr
+
+
+def test_the_job_flake_is_evaluated_purely(layered: Layered) -> None:
+    secret = layered.root / "runner-secret"
+    secret.mkdir()
+    (secret / "token").write_text(f"{os.urandom(16).hex()}\n")
+    would_be = subprocess.run(
+        ["nix", "store", "add-path", "--dry-run", "--name", secret.name, str(secret)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    job = layered.job_variant("greedy", "{ ... }: { }")
+    text = (job / "flake.nix").read_text()
+    # Evaluated impurely, this would copy the runner's directory into the store.
+    (job / "flake.nix").write_text(
+        text.replace("inputs = {", f'inputs = builtins.seq "${{{secret}}}" {{', 1)
+    )
+    proc = cli(*layered.args("-q", job=job), env=layered.env)
+    assert proc.returncode == 2, proc.stderr
+    assert not Path(would_be).exists()
+    assert layered.stc_calls() == []
