@@ -11,8 +11,10 @@ from nixlayer.cli.switch import KINDS as CLI_KINDS
 from nixlayer.errors import InputError
 from nixlayer.layer.kinds import ACTIONS, KIND_NAMES, KINDS
 from nixlayer.layer.outcome import Outcome, StepResult, check_reason, classify, failed_units
+from nixlayer.layer.predict import predict
 from nixlayer.layer.protection import Rule, build_protection, normalize_unit
 from nixlayer.layer.transient import transient_argv
+from nixlayer.layer.where import Where
 from nixlayer.planner.inhibitors import check_applies, inhibitor_verdict, read_inhibitors
 
 
@@ -123,3 +125,28 @@ def test_systemd_run_argv() -> None:
 def test_one_table_of_kinds_and_one_list_of_actions() -> None:
     assert set(KINDS) == set(KIND_NAMES) == set(CLI_KINDS)
     assert ACTIONS == ("switch", "test", "dry-activate", "boot")
+
+
+def _sm_system(root: Path, units: dict[str, str]) -> Path:
+    (root / "services").mkdir(parents=True)
+    services = {}
+    for name, text in units.items():
+        f = root / f"unit-{name}"
+        f.write_text(text)
+        services[name] = {"storePath": str(f), "masked": False}
+    (root / "services/services.json").write_text(json.dumps(services))
+    return root
+
+
+@pytest.mark.parametrize(
+    "broken",
+    ["[Service\nExecStart=/bin/x\n", "[Service]\nExecStart\n", "not json"],
+)
+def test_a_broken_system_manager_system_is_an_input_error(tmp_path: Path, broken: str) -> None:
+    old = _sm_system(tmp_path / "old", {"a.service": "[Service]\nExecStart=/bin/a\n"})
+    new = _sm_system(tmp_path / "new", {"a.service": broken})
+    if broken == "not json":
+        (new / "services/services.json").write_text("[")
+    with pytest.raises(InputError) as exc:
+        predict("system-manager", new, old, "switch", Where(state_dir=tmp_path / "state"))
+    assert exc.value.field in ("the new system", str(new / "services/services.json"))

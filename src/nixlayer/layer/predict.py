@@ -83,9 +83,13 @@ def plan_for(kind: Kind, toplevel: Path, current: Path, action: Action, where: W
             raise InputError(field_name, exc.message) from exc
         except NixlayerError as exc:
             raise InputError("--units", f"{exc}; pass --units FILE with a snapshot") from exc
-    if kind == "system-manager":
-        return plan_system_manager(current, toplevel)
-    return plan_darwin(current, toplevel)
+    try:
+        if kind == "system-manager":
+            return plan_system_manager(current, toplevel)
+        return plan_darwin(current, toplevel)
+    except (ValueError, OSError, AttributeError) as exc:
+        # A unit file or services.json the planner cannot read: one line, not a traceback.
+        raise InputError("the new system", f"cannot plan the {kind} switch: {exc}") from exc
 
 
 def known_units(kind: Kind, roots: Sequence[Path], plan: SwitchPlan) -> set[str]:
