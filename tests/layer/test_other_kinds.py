@@ -101,6 +101,7 @@ def test_darwin_plan_guard_and_rollback(tmp_path: Path) -> None:
         fail=True,
     )
     plan = plan_darwin(old, new)
+    assert plan.action == "switch"  # the action, not "launchd": the guard keys on the kind
     assert (plan.reload, plan.start, plan.stop) == (
         ["com.openssh.sshd", "org.nixos.cron"],
         ["org.nixos.docker"],

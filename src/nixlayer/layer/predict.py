@@ -85,8 +85,8 @@ def plan_for(kind: Kind, toplevel: Path, current: Path, action: Action, where: W
             raise InputError("--units", f"{exc}; pass --units FILE with a snapshot") from exc
     try:
         if kind == "system-manager":
-            return plan_system_manager(current, toplevel)
-        return plan_darwin(current, toplevel)
+            return plan_system_manager(current, toplevel, action)
+        return plan_darwin(current, toplevel, action)
     except (ValueError, OSError, AttributeError) as exc:
         # A unit file or services.json the planner cannot read: one line, not a traceback.
         raise InputError("the new system", f"cannot plan the {kind} switch: {exc}") from exc

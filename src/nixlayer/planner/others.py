@@ -40,7 +40,7 @@ def _unit(store_path: str | None) -> dict[str, dict[str, list[str]]]:
         raise UnitFileError(Path(store_path), str(exc)) from exc
 
 
-def plan_system_manager(old_root: Path, new_root: Path) -> SwitchPlan:
+def plan_system_manager(old_root: Path, new_root: Path, action: str = "switch") -> SwitchPlan:
     old, new = _services(old_root), _services(new_root)
     active = {n: s for n, s in new.items() if not s.get("masked")}
     stop: set[str] = {n for n, s in new.items() if s.get("masked") and n in old}
@@ -66,7 +66,7 @@ def plan_system_manager(old_root: Path, new_root: Path) -> SwitchPlan:
         )
         if units
     ]
-    return _plan("system-manager", stop=stop, start=start, restart=restart, skip=skip, lines=lines)
+    return _plan(action, stop=stop, start=start, restart=restart, skip=skip, lines=lines)
 
 
 def _plists(root: Path) -> dict[str, bytes]:
@@ -79,7 +79,7 @@ def _plists(root: Path) -> dict[str, bytes]:
     return out
 
 
-def plan_darwin(old_root: Path, new_root: Path) -> SwitchPlan:
+def plan_darwin(old_root: Path, new_root: Path, action: str = "switch") -> SwitchPlan:
     old, new = _plists(old_root), _plists(new_root)
     stop = {label for label in old if label not in new}
     reload = {label for label in old if label in new and old[label] != new[label]}
@@ -89,7 +89,7 @@ def plan_darwin(old_root: Path, new_root: Path) -> SwitchPlan:
         for verb, units in (("unload:", stop), ("reload:", reload), ("load:", start))
         if units
     ]
-    return _plan("launchd", stop=stop, start=start, reload=reload, lines=lines)
+    return _plan(action, stop=stop, start=start, reload=reload, lines=lines)
 
 
 def _plan(
