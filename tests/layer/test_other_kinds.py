@@ -127,3 +127,17 @@ def test_darwin_plan_guard_and_rollback(tmp_path: Path) -> None:
         f"{old}/activate",
     ]
     assert not os.path.exists(profile)  # `test` never touches the profile
+
+
+@pytest.mark.nix
+def test_system_manager_activates_in_transient_units(layered: Layered, sm_current: str) -> None:
+    log = layered.root / "sm.log"
+    env = {**layered.env, "NIXLAYER_FAKE_SM_LOG": str(log)}
+    proc = cli(
+        *_sm_args(layered, sm_current, "--json", "--action", "switch", "--transient"), env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    new = json_result(proc)["toplevel"]
+    calls = layered.systemd_run_calls()
+    assert [c[-1] for c in calls] == [f"{new}/bin/register-profile", f"{new}/bin/activate"]
+    assert log.read_text().splitlines() == [f"{new} register-profile", f"{new} activate"]

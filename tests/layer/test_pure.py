@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from nixlayer.cli.switch import KINDS as CLI_KINDS
 from nixlayer.errors import InputError
 from nixlayer.layer.kinds import ACTIONS, KIND_NAMES, KINDS
 from nixlayer.layer.outcome import Outcome, StepResult, check_reason, classify, failed_units
@@ -123,7 +122,7 @@ def test_systemd_run_argv() -> None:
 
 
 def test_one_table_of_kinds_and_one_list_of_actions() -> None:
-    assert set(KINDS) == set(KIND_NAMES) == set(CLI_KINDS)
+    assert set(KINDS) == set(KIND_NAMES)
     assert ACTIONS == ("switch", "test", "dry-activate", "boot")
 
 

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any
 
 from nixlayer.cli.nixopts import nix_from_args
 from nixlayer.cli.output import build_progress, emit_json, info
-from nixlayer.planner.model import Action
+from nixlayer.layer.kinds import ACTIONS, KIND_NAMES
 
 if TYPE_CHECKING:
     from nixlayer.layer.predict import Prediction
     from nixlayer.layer.where import Where
-
-KINDS = ("nixos", "system-manager", "darwin")  # checked against layer.kinds by a test
 
 
 def _system_options(p: argparse.ArgumentParser) -> None:
     """Where the running system is and how to activate: shared by switch and restore."""
     p.add_argument(
         "--kind",
-        choices=KINDS,
+        choices=KIND_NAMES,
         help="default: darwin on macOS, nixos where /etc/NIXOS exists, else system-manager",
     )
     p.add_argument(
@@ -92,7 +90,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--action",
         default="test",
-        choices=get_args(Action),
+        choices=ACTIONS,
         help="test (default): activate now, leaving the boot entry and the profile alone; "
         "switch also makes it the boot default; boot only makes it the boot default",
     )
