@@ -31,4 +31,5 @@ class Where:
         transient = self.transient
         if transient is None:
             transient = KINDS[kind].systemd and systemd_running()
-        return StepRunner(transient=transient, log_dir=self.state_dir / "activations")
+        # Absolute: systemd opens the unit's log by this path.
+        return StepRunner(transient=transient, log_dir=self.state_dir.absolute() / "activations")
