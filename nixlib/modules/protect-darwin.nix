@@ -1,6 +1,10 @@
 # nix-darwin reloads every changed launchd plist and has no restartIfChanged knob, so
 # protection is the guard in `nixlayer switch` alone: once enabled, publish the list.
-{ config, lib, ... }:
+{
+  config,
+  lib,
+  ...
+}:
 let
   cfg = config.nixlayer.protect;
 in
