@@ -181,7 +181,7 @@ def test_bad_input_exit_2(layered: Layered, change: str, message: str) -> None:
         job = layered.job_variant("no-base", "{ ... }: { }")
         text = (job / "flake.nix").read_text().replace('base.url = "path:/etc/nixos";', "")
         (job / "flake.nix").write_text(
-            text.replace("{ base, nixpkgs", "{ nixpkgs").replace("inherit base;", "base = { };")
+            text.replace("      base,\n", "").replace("inherit base;", "base = { };")
         )
         args[1] = str(job)
     else:
