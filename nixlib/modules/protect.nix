@@ -1,52 +1,80 @@
-# The base declares what a job must never bounce. Protected services get
-# restartIfChanged = false (rendered X-RestartIfChanged=false, which
-# switch-to-configuration and system-manager honour), and the list is published
-# at <toplevel>/etc/nixlayer/protected-units.json for `nixlayer switch`.
-{ config, lib, ... }:
+# The base declares what a job must never bounce. Once enabled, the protected services
+# this system defines get `restartIfChanged = false` (rendered X-RestartIfChanged=false,
+# which switch-to-configuration and system-manager honour), and the list is published at
+# <toplevel>/etc/nixlayer/protected-units.json for `nixlayer switch`.
+{
+  config,
+  options,
+  lib,
+  ...
+}:
 let
   cfg = config.nixlayer.protect;
-  # Which option defines each default service. Asking `config.systemd.services ? x`
-  # while defining systemd.services would recurse, so existence comes from these.
+  defaults = lib.importJSON ../protected-units.json;
+
+  # Which option defines each default service on NixOS. system-manager bases do not
+  # declare these options: there, a service is only the base's own to define. Asking
+  # `config.systemd.services ? x` while defining systemd.services would recurse.
+  declared = path: lib.hasAttrByPath path options;
+  on = path: declared path && lib.getAttrFromPath path config;
+  dbusImplementation =
+    if declared [ "services" "dbus" "implementation" ] then
+      config.services.dbus.implementation
+    else
+      "dbus";
+  networkd = on [ "systemd" "network" "enable" ];
+  networkmanager = on [ "networking" "networkmanager" "enable" ];
+  nftables = on [ "networking" "nftables" "enable" ];
   definedBy = {
-    "sshd.service" = config.services.openssh.enable or false;
-    "gitlab-runner.service" = config.services.gitlab-runner.enable or false;
-    "nix-daemon.service" = config.nix.enable or true;
-    "systemd-logind.service" = true;
-    "dbus.service" = (config.services.dbus.enable or true) && (config.services.dbus.implementation or "dbus") == "dbus";
-    "dbus-broker.service" = (config.services.dbus.implementation or "dbus") == "broker";
-    "systemd-networkd.service" = config.systemd.network.enable or false;
-    "systemd-resolved.service" = config.services.resolved.enable or false;
-    "NetworkManager.service" = config.networking.networkmanager.enable or false;
-    "network-setup.service" = !(config.systemd.network.enable or false) && !(config.networking.networkmanager.enable or false);
-    "firewall.service" = (config.networking.firewall.enable or false) && !(config.networking.nftables.enable or false);
-    "nftables.service" = config.networking.nftables.enable or false;
-    "wpa_supplicant.service" = config.networking.wireless.enable or false;
+    "sshd.service" = on [ "services" "openssh" "enable" ];
+    "gitlab-runner.service" = on [ "services" "gitlab-runner" "enable" ];
+    "nix-daemon.service" = on [ "nix" "enable" ];
+    "systemd-logind.service" = declared [ "services" "logind" ];
+    "dbus.service" = on [ "services" "dbus" "enable" ] && dbusImplementation == "dbus";
+    "dbus-broker.service" = on [ "services" "dbus" "enable" ] && dbusImplementation == "broker";
+    "systemd-networkd.service" = networkd;
+    "systemd-resolved.service" = on [ "services" "resolved" "enable" ];
+    "NetworkManager.service" = networkmanager;
+    "network-setup.service" = declared [ "networking" "useNetworkd" ] && !networkd && !networkmanager;
+    "firewall.service" = on [ "networking" "firewall" "enable" ] && !nftables;
+    "nftables.service" = nftables;
+    "wpa_supplicant.service" = on [ "networking" "wireless" "enable" ];
   };
-  isService = u: builtins.match ".*\\.service" u != null;
-  serviceName = u: builtins.substring 0 (builtins.stringLength u - 8) u;
-  # Units the base lists beyond the defaults must be services it defines.
-  protectedServices = builtins.filter (u: isService u && (definedBy.${u} or true)) cfg.units;
+  # Only services known to be defined here: setting restartIfChanged on any other name
+  # would create a stub unit. The guard in `nixlayer switch` protects every listed unit.
+  protectedServices = lib.filter (unit: lib.attrByPath [ unit ] false definedBy) cfg.units;
 in
 {
   options.nixlayer.protect = {
+    enable = lib.mkEnableOption "protection of the units a CI job's switch must never bounce";
     units = lib.mkOption {
       type = lib.types.listOf lib.types.str;
-      default = (import ../lib.nix).defaultProtectedUnits;
-      description = "Units a CI job's switch must never stop or restart. Add with `++`.";
+      default = defaults.systemd;
+      defaultText = lib.literalExpression "(lib.importJSON <nixlayer>/protected-units.json).systemd";
+      description = ''
+        Units a CI job's switch must never stop or restart. Add to them with
+        `options.nixlayer.protect.units.default ++ [ … ]`.
+      '';
     };
-    restartIfChanged = lib.mkOption {
+    keepServicesRunning = lib.mkOption {
       type = lib.types.bool;
       default = true;
-      description = "Set restartIfChanged = false on the protected services the base defines.";
+      description = ''
+        Whether the protected services this system defines get `restartIfChanged = false`,
+        so a switch that changes them leaves them running. For services of your own, set
+        `restartIfChanged = false` on them yourself.
+      '';
     };
   };
 
+  # optionalAttrs rather than mkIf around attribute sets of names: disabled, the module
+  # adds no name at all (module systems that list mkIf-false names then fail on them).
   config = {
-    environment.etc."nixlayer/protected-units.json".text = builtins.toJSON { units = cfg.units; };
-    systemd.services = lib.mkIf cfg.restartIfChanged (
-      lib.genAttrs (map serviceName protectedServices) (_: {
-        restartIfChanged = lib.mkDefault false;
-      })
-    );
+    environment.etc = lib.optionalAttrs cfg.enable {
+      "nixlayer/protected-units.json".text = builtins.toJSON { inherit (cfg) units; };
+    };
+    systemd.services = lib.genAttrs (map (lib.removeSuffix ".service") (
+      lib.optionals (cfg.enable && cfg.keepServicesRunning) protectedServices
+    )) (_: { restartIfChanged = lib.mkDefault false; });
   };
 }

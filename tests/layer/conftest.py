@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from tests.helpers import FIXTURES, REPO, run_nix
 
 NIXLIB = REPO / "nixlib"
+FAKES = Path(__file__).parent / "fakes"
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class Layered:
     profile: Path
     runtime: Path
     stc_log: Path
+    state_dir: Path
+    systemd_dir: Path  # the fake systemd's records
     env: dict[str, str]
 
     def args(self, *extra: str, job: Path | None = None) -> list[str]:
@@ -47,8 +51,32 @@ class Layered:
             str(self.runtime),
             "--profile",
             str(self.profile),
+            "--state-dir",
+            str(self.state_dir),
             *extra,
         ]
+
+    def restore_args(self, *extra: str) -> list[str]:
+        return [
+            "restore",
+            "--kind",
+            "nixos",
+            "--current",
+            str(self.current),
+            "--units",
+            str(self.units),
+            "--runtime-dir",
+            str(self.runtime),
+            "--profile",
+            str(self.profile),
+            "--state-dir",
+            str(self.state_dir),
+            *extra,
+        ]
+
+    def systemd_run_calls(self) -> list[list[str]]:
+        log = self.systemd_dir / "systemd-run.log"
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
     def stc_calls(self) -> list[str]:
         return self.stc_log.read_text().splitlines() if self.stc_log.exists() else []
@@ -134,7 +162,24 @@ def make_layered(tmp_path: Path) -> Layered:
     cgroup = tmp_path / "cgroup"
     cgroup.write_text("0::/system.slice/gitlab-runner.service\n")
     stc_log = tmp_path / "stc.log"
+    systemd_dir = tmp_path / "fake-systemd"
+    systemd_dir.mkdir()
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir()
+    for name, script, mode in (
+        ("systemd-run", "systemd.py", "run"),
+        ("systemctl", "systemd.py", "ctl"),
+        ("stc", "stc.py", ""),
+    ):
+        wrapper = bin_dir / name
+        wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKES / script} {mode} "$@"\n')
+        wrapper.chmod(0o755)
     env = {
+        "NIXLAYER_SYSTEMD_RUN": str(bin_dir / "systemd-run"),
+        "NIXLAYER_SYSTEMCTL": str(bin_dir / "systemctl"),
+        "NIXLAYER_FAKE_SYSTEMD_DIR": str(systemd_dir),
+        "NIXLAYER_FAKE_STC": str(bin_dir / "stc"),
+        "NIXLAYER_FAKE_CURRENT": str(current),
         "NIXLAYER_FAKE_STC_LOG": str(stc_log),
         "NIXLAYER_CGROUP_FILE": str(cgroup),
         "NIXLAYER_REGISTRY": str(tmp_path / "no-registry.json"),
@@ -152,5 +197,7 @@ def make_layered(tmp_path: Path) -> Layered:
         profile=profile,
         runtime=tmp_path / "run",
         stc_log=stc_log,
+        state_dir=tmp_path / "state",
+        systemd_dir=systemd_dir,
         env=env,
     )

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from nixlayer.errors import NixlayerError
-from nixlayer.layer.activate import activate
-from nixlayer.layer.guard import protected_units, violations
+from nixlayer.layer.activate import Activation
+from nixlayer.layer.failures import ActivationError
+from nixlayer.layer.guard import violations
+from nixlayer.layer.protection import build_protection
+from nixlayer.layer.transient import StepRunner
+from nixlayer.nix.runner import Nix
 from nixlayer.planner.others import plan_darwin
 from tests.helpers import cli, json_result, run_nix
 from tests.layer.conftest import Layered
@@ -29,6 +32,10 @@ def _sm_args(layered: Layered, current: str, *extra: str, job: Path | None = Non
         "runner",
         "--current",
         current,
+        "--profile",
+        str(layered.root / "sm-profile"),
+        "--state-dir",
+        str(layered.state_dir),
         *extra,
     ]
 
@@ -43,7 +50,7 @@ def sm_current(layered: Layered) -> str:
 def test_system_manager_layer_switches(layered: Layered, sm_current: str) -> None:
     log = layered.root / "sm.log"
     env = {**layered.env, "NIXLAYER_FAKE_SM_LOG": str(log)}
-    proc = cli(*_sm_args(layered, sm_current, "--json"), env=env)
+    proc = cli(*_sm_args(layered, sm_current, "--json", "--action", "switch"), env=env)
     assert proc.returncode == 0, proc.stderr
     result = json_result(proc)
     new = result["toplevel"]
@@ -67,12 +74,11 @@ def test_system_manager_refuses_and_rolls_back(layered: Layered, sm_current: str
         cli(*_sm_args(layered, sm_current, "--action", "dry-activate", "--json"), env=env)
     )
     env["NIXLAYER_FAKE_SM_FAIL"] = Path(dry["toplevel"]).name[:32]
-    failed = cli(*_sm_args(layered, sm_current), env=env)
+    failed = cli(*_sm_args(layered, sm_current, "--action", "switch"), env=env)
     assert failed.returncode == 1 and f"rolled back to {sm_current}" in failed.stderr
     assert log.read_text().splitlines() == [
         f"{dry['toplevel']} register-profile",  # fails: activate is never reached
-        f"{sm_current} register-profile",
-        f"{sm_current} activate",
+        f"{sm_current} activate",  # the profile is put back by generation, not re-registered
     ]
 
 
@@ -95,20 +101,43 @@ def test_darwin_plan_guard_and_rollback(tmp_path: Path) -> None:
         fail=True,
     )
     plan = plan_darwin(old, new)
+    assert plan.action == "switch"  # the action, not "launchd": the guard keys on the kind
     assert (plan.reload, plan.start, plan.stop) == (
         ["com.openssh.sshd", "org.nixos.cron"],
         ["org.nixos.docker"],
         [],
     )
-    protected = protected_units([], ["com.openssh.sshd"], [])
-    found = violations(plan, protected, None, None)
-    assert [v.unit for v in found] == ["com.openssh.sshd"]
+    protection = build_protection(
+        family="launchd",
+        systems=[],
+        protect=["org.nixos.cron"],
+        allow_restart=[],
+        known_units=["com.openssh.sshd", "org.nixos.cron"],
+    )
+    found = violations(plan, protection, None, None, "darwin")
+    assert [v.unit for v in found] == ["com.openssh.sshd", "org.nixos.cron"]
     assert "unloads and loads it again" in found[0].line()
+    assert "com.openssh.sshd (default)" in found[0].line()  # launchd labels: no .service
     profile = tmp_path / "profile"
-    with pytest.raises(NixlayerError, match=f"rolled back to {old}"):
-        activate("darwin", new, "test", previous=old, profile=profile)
+    runner = StepRunner(transient=False, log_dir=tmp_path / "logs")
+    with pytest.raises(ActivationError, match=f"rolled back to {old}"):
+        Activation("darwin", new, "test", old, profile, runner, Nix()).run()
     assert (tmp_path / "darwin.log").read_text().splitlines() == [
         f"{new}/activate",
         f"{old}/activate",
     ]
     assert not os.path.exists(profile)  # `test` never touches the profile
+
+
+@pytest.mark.nix
+def test_system_manager_activates_in_transient_units(layered: Layered, sm_current: str) -> None:
+    log = layered.root / "sm.log"
+    env = {**layered.env, "NIXLAYER_FAKE_SM_LOG": str(log)}
+    proc = cli(
+        *_sm_args(layered, sm_current, "--json", "--action", "switch", "--transient"), env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    new = json_result(proc)["toplevel"]
+    calls = layered.systemd_run_calls()
+    assert [c[-1] for c in calls] == [f"{new}/bin/register-profile", f"{new}/bin/activate"]
+    assert log.read_text().splitlines() == [f"{new} register-profile", f"{new} activate"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nixlayer.layer.guard import DEFAULT_PROTECTED
+from nixlayer.layer.protection import default_units
 from tests.helpers import cli, json_result, run_nix
 from tests.layer.conftest import NIXLIB, Layered, lock_job
 
@@ -64,7 +64,7 @@ def test_job_layer_keeps_the_base_and_uses_its_own_nixpkgs(layered: Layered) -> 
 
 
 def test_a_job_that_only_adds_units_switches(layered: Layered) -> None:
-    proc = cli(*layered.args(), env=layered.env)
+    proc = cli(*layered.args("--action", "switch"), env=layered.env)
     assert proc.returncode == 0, proc.stderr
     toplevel = proc.stdout.split()[-1]
     assert layered.stc_calls() == [f"{toplevel} switch"]
@@ -90,7 +90,8 @@ def test_allow_restart_is_explicit_and_logged(layered: Layered) -> None:
     proc = cli(*layered.args("--allow-restart", "sshd.service", job=job), env=layered.env)
     assert proc.returncode == 0, proc.stderr
     assert (
-        "warning: allowing sshd.service to be stopped or restarted (--allow-restart)" in proc.stderr
+        "warning: allowing sshd.service to be stopped or restarted (--allow-restart; "
+        "protected by sshd.service (default))" in proc.stderr
     )
     assert len(layered.stc_calls()) == 1
 
@@ -108,7 +109,13 @@ def test_a_job_that_swaps_the_base_nixpkgs_is_refused(layered: Layered) -> None:
     ):
         assert unit in proc.stderr, unit
     assert "cron.service" not in proc.stderr  # not protected: it may restart
-    assert json_result(proc, ok=False) is None and layered.stc_calls() == []
+    assert layered.stc_calls() == []
+    # The envelope names each refused unit, its change and the protecting rule.
+    refused = {r["unit"]: r for r in json_result(proc, ok=False)["refused"]}
+    assert refused["sshd.service"]["change"] == "skip"
+    assert refused["sshd.service"]["rule"] == "sshd.service (default)"
+    assert "[Service] ExecStart" in refused["nix-daemon.service"]["cause"]
+    assert all(r["rule"].endswith("(default)") for r in refused.values())
     assert json.loads(proc.stdout)["error"]["kind"] == "guard"
 
 
@@ -116,7 +123,7 @@ def test_protect_adds_units(layered: Layered) -> None:
     job = layered.job_variant(
         "cron-job", "{ lib, ... }: { systemd.services.cron.serviceConfig.Nice = 5; }"
     )
-    assert cli(*layered.args(job=job), env=layered.env).returncode == 0
+    assert cli(*layered.args("--action", "dry-activate", job=job), env=layered.env).returncode == 0
     proc = cli(*layered.args("--protect", "cron.service", job=job), env=layered.env)
     assert proc.returncode == 3 and "cron.service would be stopped" in proc.stderr
 
@@ -132,14 +139,12 @@ def test_the_runner_agents_own_unit_is_protected(layered: Layered) -> None:
 
 def test_failed_activation_rolls_back(layered: Layered) -> None:
     before = os.path.realpath(layered.profile)
-    # Fail only the new system: match its store hash, which the base's path lacks.
-    dry = json.loads(
-        cli(*layered.args("--action", "dry-activate", "--json"), env=layered.env).stdout
-    )["result"]
+    dry = json_result(cli(*layered.args("--action", "dry-activate", "--json"), env=layered.env))
     new = dry["toplevel"]
-    env = {**layered.env, "NIXLAYER_FAKE_STC_FAIL": Path(new).name[:32]}
+    # Exit 2 (the activation script failed) for the new system only.
+    env = {**layered.env, "NIXLAYER_FAKE_STC_EXIT": f"{Path(new).name[:32]}:2"}
     layered.stc_log.unlink()
-    proc = cli(*layered.args(), env=env)
+    proc = cli(*layered.args("--action", "switch"), env=env)
     assert proc.returncode == 1, proc.stderr
     assert f"rolled back to {layered.base_toplevel}" in proc.stderr
     assert layered.stc_calls() == [f"{new} switch", f"{layered.base_toplevel} switch"]
@@ -176,7 +181,7 @@ def test_bad_input_exit_2(layered: Layered, change: str, message: str) -> None:
         job = layered.job_variant("no-base", "{ ... }: { }")
         text = (job / "flake.nix").read_text().replace('base.url = "path:/etc/nixos";', "")
         (job / "flake.nix").write_text(
-            text.replace("{ base, nixpkgs", "{ nixpkgs").replace("inherit base;", "base = { };")
+            text.replace("      base,\n", "").replace("inherit base;", "base = { };")
         )
         args[1] = str(job)
     else:
@@ -253,5 +258,6 @@ def test_template_and_default_list(layered: Layered, tmp_path: Path) -> None:
     lock_job(target, layered.nixpkgs_b, layered.base)
     proc = cli(*layered.args("--action", "dry-activate", job=target), env=layered.env)
     assert proc.returncode == 0, proc.stderr
+    # One list (nixlib/protected-units.json), read by the Nix library and by the guard.
     listed = json.loads(run_nix("eval", "--json", f"path:{NIXLIB}#lib.defaultProtectedUnits"))
-    assert tuple(listed) == DEFAULT_PROTECTED
+    assert tuple(listed) == default_units("systemd") and "sshd.service" in listed

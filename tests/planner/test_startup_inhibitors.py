@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nixlayer.errors import InputError
-from nixlayer.planner.inhibit_view import inhibitor_verdict
+from nixlayer.planner.inhibitors import plan_inhibitors
 from nixlayer.planner.model import SwitchPlan
 from nixlayer.planner.plan import plan_switch
 from nixlayer.planner.snapshot import ActiveUnit
@@ -120,18 +120,18 @@ def test_inhibitor_verdict(tmp_path: Path) -> None:
     new = tree(tmp_path / "new", {})
     inhibitors(old, {"systemd": "/nix/store/a-systemd-258", "dbus": "/nix/store/d", "x": "1"})
     inhibitors(new, {"systemd": "/nix/store/b-systemd-259", "dbus": "/nix/store/d", "y": "2"})
-    v = inhibitor_verdict(old, new, "switch")
+    v = plan_inhibitors(old, new, "switch")
     assert v.checked and v.inhibited
     assert [(c.name, c.old, c.new) for c in v.changed] == [
         ("systemd", "/nix/store/a-systemd-258", "/nix/store/b-systemd-259")
     ]
     assert "NIXOS_NO_CHECK=1" in v.note
     for action in ("dry-activate", "boot"):  # nixpkgs #510514: no check
-        assert not inhibitor_verdict(old, new, action).checked
+        assert not plan_inhibitors(old, new, action).checked
     p = plan(tmp_path, old, new, {})
     assert p.inhibitors is not None and p.inhibitors.inhibited
     (old / "switch-inhibitors").unlink()  # first activation, or no inhibitors before
-    assert not inhibitor_verdict(old, new, "switch").inhibited
+    assert not plan_inhibitors(old, new, "switch").inhibited
 
 
 @pytest.mark.parametrize("text", ["{", "[1, 2]", "\x00", "[" * 100_000])
@@ -141,7 +141,7 @@ def test_corrupt_inhibitors_fail_loudly(tmp_path: Path, text: str) -> None:
     inhibitors(old, {})
     (new / "switch-inhibitors").write_text(text)
     with pytest.raises(InputError) as err:
-        inhibitor_verdict(old, new, "switch")
+        plan_inhibitors(old, new, "switch")
     assert err.value.field == str(new / "switch-inhibitors")
 
 

@@ -11,7 +11,12 @@
   };
 
   outputs =
-    { base, nixpkgs, nixlayer, ... }:
+    {
+      base,
+      nixpkgs,
+      nixlayer,
+      ...
+    }:
     nixlayer.lib.mkJob {
       inherit base;
       jobPkgs = system: nixpkgs.legacyPackages.${system};

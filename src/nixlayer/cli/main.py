@@ -75,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             else "failure"
         )
         field = exc.field if isinstance(exc, InputError) else None
-        emit_failure(exc.exit_code, {"kind": kind, "message": str(exc), "field": field})
+        error_ = {"kind": kind, "message": str(exc), "field": field}
+        # Some failures carry data for the envelope (a refused switch names its units).
+        emit_failure(exc.exit_code, error_, result=getattr(exc, "result", None))
         return exc.exit_code
 
 

@@ -97,10 +97,11 @@ def emit_json(data: Any, *, exit_code: int = 0, message: str | None = None) -> N
     _write_envelope(data, exit_code, error)
 
 
-def emit_failure(exit_code: int, error: dict[str, Any]) -> None:
-    """The envelope for a command that raised before printing its result."""
+def emit_failure(exit_code: int, error: dict[str, Any], *, result: Any = None) -> None:
+    """The envelope for a command that raised before printing its result (`result`: what
+    the failure itself carries, e.g. the units a guard refused)."""
     if _json.enabled and not _json.emitted:
-        _write_envelope(None, exit_code, error)
+        _write_envelope(result, exit_code, error)
 
 
 def _write_envelope(data: Any, exit_code: int, error: dict[str, Any] | None) -> None:

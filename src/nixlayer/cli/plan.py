@@ -10,6 +10,7 @@ from nixlayer.cli.output import emit_json, json_enabled
 from nixlayer.errors import InputError
 
 if TYPE_CHECKING:
+    from nixlayer.layer.protection import Family
     from nixlayer.planner.document import PlanDocument
     from nixlayer.planner.users import UserInputs
 
@@ -116,7 +117,7 @@ def _users(specs: list[str]) -> list[UserInputs]:
 
 def build_document(args: argparse.Namespace) -> PlanDocument:
     from nixlayer.cli.nixopts import nix_from_args
-    from nixlayer.layer.guard import DEFAULT_PROTECTED, published
+    from nixlayer.layer.protection import default_units, normalize_unit, published
     from nixlayer.planner.closure_diff import closure_diff
     from nixlayer.planner.document import plan_document
     from nixlayer.planner.model import Kind
@@ -139,14 +140,15 @@ def build_document(args: argparse.Namespace) -> PlanDocument:
             users=_users(args.user_units),
         )
     elif kind == "system-manager":
-        plan = plan_system_manager(from_root, to_root)
+        plan = plan_system_manager(from_root, to_root, args.action)
     else:
-        plan = plan_darwin(from_root, to_root)
+        plan = plan_darwin(from_root, to_root, args.action)
     old_store, new_store = store_path(from_root), store_path(to_root)
     closure = None
     if not args.no_closure and old_store and new_store:
         closure = closure_diff(old_store, new_store, nix)
-    protected = set(DEFAULT_PROTECTED) | set(args.protect)
+    family: Family = "launchd" if kind == "nix-darwin" else "systemd"
+    protected = set(default_units(family)) | {normalize_unit(u, family) for u in args.protect}
     for root in (from_root, to_root):
         protected |= set(published(root))
     return plan_document(

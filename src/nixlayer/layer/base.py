@@ -24,7 +24,6 @@ DEFAULT_BASE = Path("/etc/nixos")
 class BaseRef:
     ref: str
     origin: str  # where it came from, for messages
-    local: Path | None
 
 
 def registry_path() -> Path:
@@ -91,4 +90,4 @@ def _checked(raw: str, origin: str) -> BaseRef:
     ref, path = normalize_ref(raw)
     if path is not None and not (path / "flake.nix").is_file():
         raise InputError("base", f"{raw!r} (from {origin}) has no flake.nix")
-    return BaseRef(ref=ref, origin=origin, local=path)
+    return BaseRef(ref=ref, origin=origin)

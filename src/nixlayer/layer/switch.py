@@ -1,69 +1,71 @@
-"""`nixlayer switch`: build the job's layer over the runner's base, plan the
-switch, refuse it if a protected unit would bounce, else activate (with rollback).
+"""`nixlayer switch`: build the job's layer over the runner's base, predict the switch,
+refuse it if a protected unit would bounce or a switch inhibitor differs, else activate
+(in a transient unit, with an exact rollback where the outcome calls for one).
 `nixlayer prepare`: only point the job's lock at the runner's base."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
-import sys
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from nixlayer.errors import GuardRefusedError, InputError
-from nixlayer.layer.activate import PROFILES, activate
+from nixlayer.layer.activate import Activation, ActivationResult
 from nixlayer.layer.base import BaseRef, resolve_base
-from nixlayer.layer.guard import Violation, protected_units, violations
-from nixlayer.layer.job import KINDS, configuration_name, installable, open_job
+from nixlayer.layer.failures import IncompleteSwitchError
+from nixlayer.layer.job import configuration_name, installable, open_job
+from nixlayer.layer.kinds import Kind, detect_kind, parse_action, parse_kind
+from nixlayer.layer.outcome import Outcome
+from nixlayer.layer.predict import Prediction, predict, refusal
+from nixlayer.layer.state import Applied, State, generation, load, locked, save
+from nixlayer.layer.state import Pending as PendingRecord
+from nixlayer.layer.where import Where
 from nixlayer.nix import commands
 from nixlayer.nix.runner import Nix, ProgressCallback
-from nixlayer.planner.model import SwitchPlan
-from nixlayer.planner.others import plan_darwin, plan_system_manager, unit_tree_or_none
-from nixlayer.planner.plan import plan_switch
+from nixlayer.planner.model import Action, SwitchPlan
 
-ACTIONS = ("switch", "test", "boot", "dry-activate")
-CURRENT = {
-    "nixos": Path("/run/current-system"),
-    "darwin": Path("/run/current-system"),
-    "system-manager": PROFILES["system-manager"],
-}
+log = logging.getLogger("nixlayer")
+
+OnInhibit = Literal["refuse", "boot"]
+DEFAULT_ACTION: Action = "test"  # activates now; never the boot entry or the profile
 
 
 @dataclass(frozen=True)
 class SwitchResult:
-    kind: str
+    kind: Kind
     configuration: str
     base: str
     toplevel: str
+    action: Action  # what was done: `boot` when inhibitors moved a switch to the next boot
+    requested_action: Action
     plan: SwitchPlan
     protected: list[str]
+    inhibitors: dict[str, list[str]]
     activated: bool
+    outcome: str
+    reboot_needed: bool
+    failed_units: list[str] = field(default_factory=list)
+    transient_units: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def detect_kind() -> str:
-    if sys.platform == "darwin":
-        return "darwin"
-    return "nixos" if Path("/etc/NIXOS").exists() else "system-manager"
 
 
 def build_layer(
     flake_dir: Path | str,
     *,
     base: str | None,
-    kind: str,
+    kind: Kind,
     name: str | None,
     nix: Nix,
     progress: ProgressCallback | None = None,
 ) -> tuple[BaseRef, str, str]:
-    if kind not in KINDS:
-        raise InputError("--kind", f"{kind!r} is not one of {', '.join(KINDS)}")
     base_ref = resolve_base(base)
-    job = open_job(flake_dir, nix)
+    job = open_job(flake_dir, nix, base_ref)
     config = configuration_name(job, base_ref, kind, name, nix)
     argv = commands.build(
         installable(job, kind, config),
@@ -75,97 +77,116 @@ def build_layer(
     return base_ref, config, str(json.loads(out)[0]["outputs"]["out"])
 
 
-def plan_for(
-    kind: str,
-    *,
-    toplevel: Path,
-    current: Path,
-    action: str,
-    units_file: Path | None,
-    runtime_dir: Path,
-) -> SwitchPlan:
-    if kind == "nixos":
-        stc_action = "switch" if action == "boot" else action
-        return plan_switch(
-            toplevel,
-            from_root=current,
-            action=stc_action,
-            units_file=units_file,
-            runtime_dir=runtime_dir,
-        )
-    if kind == "system-manager":
-        return plan_system_manager(current, toplevel)
-    return plan_darwin(current, toplevel)
-
-
-def refusal(found: Sequence[Violation]) -> GuardRefusedError:
-    lines = "\n".join(f"  {v.line()}" for v in found)
-    return GuardRefusedError(
-        f"refusing to switch: {len(found)} protected unit(s) would be disturbed:\n{lines}\n"
-        "Nothing was activated. Keep the job from changing these units, or pass "
-        "--allow-restart UNIT to accept it."
-    )
-
-
 def switch(
     flake_dir: Path | str = ".",
     *,
     base: str | None = None,
-    action: str = "switch",
+    action: str = DEFAULT_ACTION,
     kind: str | None = None,
     name: str | None = None,
     protect: Sequence[str] = (),
     allow_restart: Sequence[str] = (),
-    current: Path | str | None = None,
-    units_file: Path | str | None = None,
-    runtime_dir: Path | str = "/run",
-    profile: Path | str | None = None,
+    on_inhibit: OnInhibit = "refuse",
+    where: Where | None = None,
     nix: Nix | None = None,
     progress: ProgressCallback | None = None,
+    on_plan: Callable[[Prediction], None] | None = None,
 ) -> SwitchResult:
-    if action not in ACTIONS:
-        raise InputError("--action", f"{action!r} is not one of {', '.join(ACTIONS)}")
+    requested = parse_action(action)
+    the_kind = parse_kind(kind) if kind else detect_kind()
+    where = where or Where()
     nix = nix or Nix()
-    kind = kind or detect_kind()
-    base_ref, config, toplevel = build_layer(
-        flake_dir, base=base, kind=kind, name=name, nix=nix, progress=progress
-    )
-    cur = Path(current) if current else CURRENT[kind]
-    plan = plan_for(
-        kind,
-        toplevel=Path(toplevel),
-        current=cur,
-        action=action,
-        units_file=Path(units_file) if units_file else None,
-        runtime_dir=Path(runtime_dir),
-    )
-    protected = protected_units([cur, Path(toplevel)], protect, allow_restart)
-    if action != "boot":  # boot bounces nothing now
-        found = violations(
-            plan, protected, unit_tree_or_none(cur), unit_tree_or_none(Path(toplevel))
+    with locked(where.state_dir) as state_dir:
+        from nixlayer.layer.restore import recover
+
+        state = recover(load(state_dir), state_dir, where, nix)
+        base_ref, config, toplevel = build_layer(
+            flake_dir, base=base, kind=the_kind, name=name, nix=nix, progress=progress
         )
-        if found:
-            raise refusal(found)
-    activated = False
-    if not (action == "dry-activate" and kind != "nixos"):
-        activate(
-            kind,
+        cur = where.current_for(the_kind)
+        prediction = predict(
+            the_kind,
             Path(toplevel),
-            action,
-            previous=cur if cur.exists() else None,
-            profile=Path(profile) if profile else None,
-            nix=nix,
+            cur,
+            requested,
+            where,
+            protect=protect,
+            allow_restart=allow_restart,
+            on_inhibit=on_inhibit,
         )
-        activated = action != "dry-activate"
-    return SwitchResult(
-        kind=kind,
+        if prediction.refused:
+            raise refusal(prediction, "switch")
+        if on_plan:
+            on_plan(prediction)
+        done = _activate(
+            the_kind,
+            toplevel=Path(toplevel),
+            action=prediction.action,
+            cur=cur,
+            where=where,
+            nix=nix,
+            state=state,
+        )
+    result = SwitchResult(
+        kind=the_kind,
         configuration=config,
         base=base_ref.ref,
         toplevel=toplevel,
-        plan=plan,
-        protected=sorted(protected),
-        activated=activated,
+        action=prediction.action,
+        requested_action=requested,
+        plan=prediction.plan,
+        protected=prediction.protected,
+        inhibitors={k: list(v) for k, v in prediction.inhibitors.differing.items()},
+        activated=done.activated,
+        outcome=done.outcome.value,
+        reboot_needed=done.reboot_needed or prediction.action != requested,
+        failed_units=done.failed_units,
+        transient_units=done.transient_units,
     )
+    if done.outcome is Outcome.UNITS_FAILED:
+        raise IncompleteSwitchError(
+            f"switched to {toplevel}, but some units failed: "
+            f"{', '.join(done.failed_units) or 'see the output above'}; nothing was rolled back",
+            result.to_json(),
+        )
+    if done.outcome is Outcome.REBOOT_NEEDED:
+        raise IncompleteSwitchError(
+            f"{toplevel} is the boot default but was not activated: reboot to use it",
+            result.to_json(),
+        )
+    return result
+
+
+def _activate(
+    kind: Kind,
+    *,
+    toplevel: Path,
+    action: Action,
+    cur: Path,
+    where: Where,
+    nix: Nix,
+    state: State | None,
+) -> ActivationResult:
+    runner = where.runner(kind)
+    if action == "dry-activate" and kind != "nixos":
+        return ActivationResult(Outcome.OK, activated=False)
+    profile = where.profile_for(kind)
+    if action != "dry-activate" and state is None and cur.exists():
+        # The system before the first job switch: what `restore` returns to.
+        state = State(kind, os.path.realpath(cur), generation(profile))
+    holder = {"state": state}
+
+    def record(pending: PendingRecord | None) -> None:
+        if holder["state"] is not None and action != "dry-activate":
+            holder["state"] = replace(holder["state"], pending=pending)
+            save(where.state_dir, holder["state"])
+
+    done = Activation(kind, toplevel, action, cur, profile, runner, nix, record).run()
+    final = holder["state"]
+    if final is not None and action != "dry-activate":
+        applied = (*final.applied, Applied(str(toplevel), action))
+        save(where.state_dir, replace(final, applied=applied, pending=None))
+    return done
 
 
 def prepare(
@@ -175,9 +196,9 @@ def prepare(
     `nixos-rebuild switch --flake .` (or darwin-rebuild) builds over this runner's base."""
     nix = nix or Nix()
     base_ref = resolve_base(base)
-    job = open_job(flake_dir, nix)
+    job = open_job(flake_dir, nix, base_ref)
     nix.run(commands.flake_lock_override(job.ref, "base", base_ref.ref))
     lock = job.directory / "flake.lock"
-    if job.flake_dir != job.directory:
-        shutil.copyfile(job.flake_dir / "flake.lock", lock)
+    if job.staged is not None:
+        shutil.copyfile(job.staged / "flake.lock", lock)
     return {"lock_file": str(lock), "base": base_ref.ref, "origin": base_ref.origin}

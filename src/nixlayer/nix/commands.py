@@ -83,6 +83,11 @@ def profile_rollback(profile: Path) -> Argv:
     return ["-p", str(profile), "--rollback"]
 
 
+def profile_switch_generation(profile: Path, number: int) -> Argv:
+    """`nix-env` arguments: point the profile at exactly generation `number`."""
+    return ["-p", str(profile), "--switch-generation", str(number)]
+
+
 def chroot_store(root: Path) -> str:
     """A local store rooted elsewhere (its files under root/nix/store)."""
     return f"local?root={root}"

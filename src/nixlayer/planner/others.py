@@ -10,11 +10,11 @@ Both share the NixOS plan's shape (model.SwitchPlan), told apart by `kind`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from nixlayer.errors import InputError
 from nixlayer.planner.ini import IniError
-from nixlayer.planner.model import Change, Decision, Kind, SwitchPlan, sort_units
+from nixlayer.planner.model import Action, Change, Decision, Kind, SwitchPlan, sort_units
 from nixlayer.planner.snapshot import read_json_file
 from nixlayer.planner.unitfile import UnitFileError, UnitTree, get_bool, parse_text
 
@@ -46,7 +46,7 @@ def _unit(store_path: Any) -> dict[str, dict[str, list[str]]]:
         raise UnitFileError(path, f"cannot parse: {exc.message}") from exc
 
 
-def plan_system_manager(old_root: Path, new_root: Path) -> SwitchPlan:
+def plan_system_manager(old_root: Path, new_root: Path, action: str = "switch") -> SwitchPlan:
     old, new = _services(old_root), _services(new_root)
     active = {n: s for n, s in new.items() if not s.get("masked")}
     why: dict[str, dict[str, str]] = {"stop": {}, "restart": {}, "skip": {}, "start": {}}
@@ -78,7 +78,7 @@ def plan_system_manager(old_root: Path, new_root: Path) -> SwitchPlan:
         )
         if why[key]
     ]
-    return _plan("system-manager", why, lines)
+    return _plan("system-manager", why, lines, action)
 
 
 def _plists(root: Path) -> dict[str, bytes]:
@@ -91,7 +91,7 @@ def _plists(root: Path) -> dict[str, bytes]:
     return out
 
 
-def plan_darwin(old_root: Path, new_root: Path) -> SwitchPlan:
+def plan_darwin(old_root: Path, new_root: Path, action: str = "switch") -> SwitchPlan:
     old, new = _plists(old_root), _plists(new_root)
     why: dict[str, dict[str, str]] = {
         "stop": {label: "its plist is gone: unloaded" for label in old if label not in new},
@@ -107,10 +107,10 @@ def plan_darwin(old_root: Path, new_root: Path) -> SwitchPlan:
         for verb, key in (("unload:", "stop"), ("reload:", "reload"), ("load:", "start"))
         if why[key]
     ]
-    return _plan("nix-darwin", why, lines)
+    return _plan("nix-darwin", why, lines, action)
 
 
-def _plan(kind: Kind, why: dict[str, dict[str, str]], lines: list[str]) -> SwitchPlan:
+def _plan(kind: Kind, why: dict[str, dict[str, str]], lines: list[str], action: str) -> SwitchPlan:
     def units(key: str) -> list[str]:
         return sort_units(frozenset(why.get(key, {})))
 
@@ -122,7 +122,7 @@ def _plan(kind: Kind, why: dict[str, dict[str, str]], lines: list[str]) -> Switc
         for unit in units(change)
     ]
     return SwitchPlan(
-        action="switch",
+        action=cast(Action, action),
         stop=units("stop"),
         start=units("start"),
         restart=units("restart"),

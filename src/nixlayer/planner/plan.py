@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nixlayer.planner.engine import Planner
-from nixlayer.planner.inhibit_view import inhibitor_verdict
+from nixlayer.planner.inhibitors import plan_inhibitors
 from nixlayer.planner.inputs import load_inputs, parse_action
 from nixlayer.planner.model import SwitchPlan
 from nixlayer.planner.snapshot import ActiveUnit
@@ -46,4 +46,4 @@ def plan_switch(
         users=user_plans,
     )
     plan = Planner(inputs).run()
-    return dataclasses.replace(plan, inhibitors=inhibitor_verdict(from_path, to_path, checked))
+    return dataclasses.replace(plan, inhibitors=plan_inhibitors(from_path, to_path, checked))
