@@ -7,7 +7,6 @@ pay for pydantic and YAML at start-up.
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from nixlayer.cli.nixopts import nix_from_args
@@ -124,10 +123,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _spec_from_args(args: argparse.Namespace) -> Any:
-    import yaml
-
     from nixlayer.closure.specfile import load_spec
     from nixlayer.errors import InputError
+    from nixlayer.safeload import parse_yaml
 
     overrides: dict[str, Any] = {
         "vm_name": args.vm_name,
@@ -143,10 +141,7 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
         field, sep, raw = item.partition("=")
         if not sep or not field:
             raise InputError("--set", f"expected FIELD=VALUE, got {item!r}")
-        try:
-            overrides[field.strip()] = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise InputError(f"--set {field}", f"value is not valid YAML: {exc}") from exc
+        overrides[field.strip()] = parse_yaml(raw, f"--set {field.strip()}")
     return load_spec(args.spec, overrides)
 
 
@@ -156,15 +151,17 @@ def _catalog_from_args(args: argparse.Namespace) -> Any:
     from pydantic import ValidationError
 
     from nixlayer.closure.catalog import Catalog
+    from nixlayer.closure.specfile import spec_error
     from nixlayer.errors import InputError
+    from nixlayer.safeload import load_data
 
+    data = load_data(args.catalog, "--catalog", fmt="json")
     try:
-        with open(args.catalog) as fh:
-            return Catalog.model_validate(json.load(fh))
-    except OSError as exc:
-        raise InputError("--catalog", f"cannot read {args.catalog}: {exc.strerror}") from exc
-    except (json.JSONDecodeError, ValidationError) as exc:
-        raise InputError("--catalog", f"{args.catalog}: {str(exc).splitlines()[0]}") from exc
+        return Catalog.model_validate(data)
+    except ValidationError as exc:
+        bad = spec_error(exc)  # one line naming the catalog's field and its value
+        field = "--catalog" if bad.field == "SPEC" else f"--catalog {bad.field}"
+        raise InputError(field, f"{bad.message} (in {args.catalog})") from None
 
 
 def _show_rendered(result: Any, args: argparse.Namespace) -> None:

@@ -14,6 +14,7 @@ from nixlayer.errors import InputError, LibraryError
 from nixlayer.nix import commands
 from nixlayer.nix.flakeref import normalize_ref
 from nixlayer.nix.runner import Nix
+from nixlayer.safeload import parse_json, read_text
 
 TEMPLATE_PATH = "templates/imageless/flake.nix"
 CATALOG_FILE = "nixlayer-catalog.json"
@@ -62,8 +63,9 @@ def _library_catalog(source: Path) -> Catalog:
     file = source / CATALOG_FILE
     if not file.is_file():
         return NIXOS_FLAKE_CATALOG
+    data = parse_json(read_text(file, "library catalog"), "library catalog", str(file))
     try:
-        return Catalog.model_validate_json(file.read_text())
+        return Catalog.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -8,7 +8,6 @@ pinned is silently reused from the old copy (Nix issue 7860): we warn.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
@@ -19,6 +18,7 @@ from nixlayer.errors import InputError
 from nixlayer.fsutil import target_lock
 from nixlayer.nix import commands
 from nixlayer.nix.runner import Nix
+from nixlayer.safeload import parse_json, read_text
 
 log = logging.getLogger("nixlayer")
 
@@ -29,6 +29,7 @@ def lock_config(
     config_dir: Path | str, *, update_library: bool = False, nix: Nix | None = None
 ) -> LockResult:
     cdir = check_config_dir(config_dir)
+    _read_lock(cdir / "flake.lock")  # a broken lock file is refused before anything is written
     with target_lock(cdir.parent, cdir.name):
         return lock_unlocked(cdir, update_library=update_library, nix=nix)
 
@@ -65,11 +66,18 @@ def lock_unlocked(cdir: Path, *, update_library: bool, nix: Nix | None) -> LockR
 def _read_lock(lock_file: Path) -> dict[str, Any]:
     if not lock_file.is_file():
         return {}
-    try:
-        data: dict[str, Any] = json.loads(lock_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError("flake.lock", f"{lock_file} is not valid JSON: {exc}") from exc
-    return data
+    data = parse_json(read_text(lock_file, "flake.lock"), "flake.lock", str(lock_file))
+    nodes = data.get("nodes") if isinstance(data, dict) else None
+    if not isinstance(nodes, dict) or not all(isinstance(n, dict) for n in nodes.values()):
+        raise InputError("flake.lock", f"{lock_file}: not a flake lock file (nodes)")
+    root_name = data.get("root")
+    root = nodes.get(root_name) if isinstance(root_name, str) else None
+    if not isinstance(root, dict):
+        raise InputError("flake.lock", f"{lock_file}: not a flake lock file (nodes, root)")
+    if not isinstance(root.get("inputs", {}), dict):
+        raise InputError("flake.lock", f"{lock_file}: the root node's inputs are not an object")
+    checked: dict[str, Any] = data
+    return checked
 
 
 def _root_inputs(lock_file: Path) -> dict[str, Any]:
@@ -87,8 +95,10 @@ def _stale_path_pins(lock_file: Path, names: list[str], nix: Nix) -> list[str]:
     out = []
     for name in names:
         node_name = _root_inputs(lock_file)[name]
-        locked = data["nodes"][node_name].get("locked", {})
-        if locked.get("type") != "path" or not locked.get("narHash"):
+        locked = data["nodes"].get(node_name, {}).get("locked")
+        if not isinstance(locked, dict) or locked.get("type") != "path":
+            continue
+        if not isinstance(locked.get("path"), str) or not locked.get("narHash"):
             continue
         path = Path(locked["path"])
         if not path.is_dir():

@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from nixlayer.closure.spec import VMSpec
 from nixlayer.errors import InputError
+from nixlayer.safeload import load_data
 
 
 def read_spec_data(path: str) -> dict[str, Any]:
-    """The raw mapping in a SPEC file (`-` reads standard input)."""
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    except OSError as exc:
-        raise InputError("SPEC", f"cannot read {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError("SPEC", f"{path} is not UTF-8 text") from exc
-    try:
-        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise InputError("SPEC", f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "cannot parse"
-        raise InputError("SPEC", f"{path}: invalid YAML{where}: {problem}") from exc
+    """The raw mapping in a SPEC file (`-` reads standard input), read by the guarded
+    loader (bounded YAML, no duplicate keys, UTF-8 only)."""
+    data = load_data(path, "SPEC", fmt="json" if path.endswith(".json") else "yaml")
     if not isinstance(data, dict):
         raise InputError("SPEC", f"{path}: expected a mapping of fields, got {type(data).__name__}")
     return data

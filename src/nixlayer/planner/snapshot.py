@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nixlayer.errors import InputError, NixlayerError
+from nixlayer.safeload import parse_json, read_text
 
 
 @dataclass(frozen=True)
@@ -43,15 +44,7 @@ def parse_snapshot(data: Any, source: str) -> dict[str, ActiveUnit]:
 
 def load_snapshot(path: Path) -> dict[str, ActiveUnit]:
     source = f"--units {path}"
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError(source, f"cannot read: {exc.strerror}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(source, f"not valid JSON at line {exc.lineno}: {exc.msg}") from exc
-    return parse_snapshot(data, source)
+    return parse_snapshot(parse_json(read_text(path, "--units"), "--units", str(path)), source)
 
 
 def list_units_argv() -> list[str]:

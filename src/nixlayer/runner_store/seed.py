@@ -113,6 +113,8 @@ def seed(
     if image_archive is not None and not Path(image_archive).exists():
         raise InputError("--image-archive", f"{image_archive}: no such file")
     nix = nix or Nix()
+    # A hostile archive is refused before DIR is touched.
+    view = ImageArchive(Path(image_archive)).view() if image_archive is not None else None
     d.mkdir(parents=True, exist_ok=True)
     with target_lock(d, "seed"):
         work = Path(tempfile.mkdtemp(prefix="seed-", dir=state_dir(d)))
@@ -120,13 +122,21 @@ def seed(
             archive_path = (
                 Path(image_archive) if image_archive else docker_save_to(str(image), work)
             )
-            return _seed(d, ImageArchive(archive_path), work / "root", full_verify, nix)
+            return _seed(d, ImageArchive(archive_path), work / "root", full_verify, nix, view=view)
         finally:
             force_rmtree(work)
 
 
-def _seed(d: Path, archive: ImageArchive, stage: Path, full_verify: bool, nix: Nix) -> SeedResult:
-    view = archive.view()
+def _seed(
+    d: Path,
+    archive: ImageArchive,
+    stage: Path,
+    full_verify: bool,
+    nix: Nix,
+    *,
+    view: ImageView | None = None,
+) -> SeedResult:
+    view = view or archive.view()
     if view.db_layer is None:
         raise InputError(
             "--image-archive", f"{archive.path}: the image has no /nix/var/nix/db/db.sqlite"
