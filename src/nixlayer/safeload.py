@@ -173,8 +173,8 @@ def parse_json(text: str, field: str, where: str = "") -> Any:
     return data
 
 
-class _Loader(yaml.SafeLoader):
-    pass
+# libyaml's parser when PyYAML has it (several times faster); the checks are the same.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _line(node: Node | yaml.Event) -> int:
@@ -288,3 +288,30 @@ def load_data(path: Path | str, field: str, *, fmt: str | None = None) -> Any:
     kind = fmt or ("json" if str(path).endswith(".json") else "yaml")
     where = "standard input" if str(path) == "-" else str(path)
     return parse_json(text, field, where) if kind == "json" else parse_yaml(text, field, where)
+
+
+# --- where output goes ---------------------------------------------------------------
+
+PSEUDO_FS = ("/proc", "/sys", "/dev")
+
+
+def check_target_dir(path: Path | str, field: str) -> Path:
+    """A directory nixlayer may create files under: an existing directory, or a path
+    whose nearest existing ancestor is one; never inside /proc, /sys or /dev."""
+    name = os.fspath(path)
+    if not name or "\0" in name:
+        raise InputError(field, f"not a usable directory path: {show(name)}")
+    p = Path(os.path.abspath(os.path.expanduser(name)))
+    real = Path(os.path.realpath(p))
+    for pseudo in PSEUDO_FS:
+        if real == Path(pseudo) or Path(pseudo) in real.parents:
+            raise InputError(field, f"{name} is inside {pseudo}, not a place for files")
+    probe = p
+    while not os.path.lexists(probe):
+        probe = probe.parent
+    if not probe.is_dir():
+        what = (
+            "a broken symlink" if probe.is_symlink() and not probe.exists() else "not a directory"
+        )
+        raise InputError(field, f"{probe} is {what}")
+    return p

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import sys
 import traceback
@@ -18,10 +19,24 @@ from typing import Any, NoReturn
 from nixlayer import __version__
 from nixlayer.cli import closure, completion, fleet, plan, runner_store, schema, switch
 from nixlayer.cli.nixopts import add_nix_options
-from nixlayer.cli.output import error, finish_json, setup_logging, start_json
+from nixlayer.cli.output import error, finish_json, one_line, setup_logging, start_json
 from nixlayer.errors import GuardRefusedError, InputError, NixError, NixlayerError
 from nixlayer.safeload import show
 
+# errnos that say "this path is no good" rather than "the system failed".
+PATH_ERRNOS = frozenset(
+    {
+        errno.ENAMETOOLONG,
+        errno.ELOOP,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ENOENT,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENXIO,
+        errno.ENODEV,
+    }
+)
 BUG = "this is a bug in nixlayer; please report it with the command line"
 
 
@@ -105,6 +120,16 @@ def _words(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
     return " ".join(words) or "nixlayer"
 
 
+def _leaf(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:
+    """The parser of the command `words` names (`fleet build`)."""
+    for word in words:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or word not in subs[0].choices:
+            break
+        parser = subs[0].choices[word]
+    return parser
+
+
 def _flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
     """dest -> how the user spells it (`--root`, `SPEC`), over every subcommand."""
     names: dict[str, str] = {}
@@ -179,7 +204,8 @@ def _dispatch(
     """Run the handler; return its exit code and, for a failure it raised, the error."""
     try:
         with _stdout_for(bool(getattr(args, "json", False))):
-            _check_argv_text(args, _flag_names(parser))
+            leaf = _leaf(parser, command_name(args).split())
+            _check_argv_text(args, _flag_names(leaf))
             code: int = args.handler(args)
         return code, None
     except KeyboardInterrupt:
@@ -200,24 +226,23 @@ def _dispatch(
             else "failure"
         )
         field = exc.field if isinstance(exc, InputError) else None
-        return exc.exit_code, {"kind": kind, "message": _one_line(str(exc)), "field": field}
+        return exc.exit_code, {"kind": kind, "message": one_line(str(exc)), "field": field}
     except OSError as exc:
-        # A system call failed where no reader expected it (a full disk, a vanished
-        # directory): say which file and why, in one line.
+        # A system call failed where no reader expected it: say which file and why, in
+        # one line. A path that cannot name a usable file (too long, a symlink loop,
+        # missing, forbidden) is bad input; anything else (a full disk) a failure.
         where = f"{exc.filename}: " if exc.filename else ""
         message = f"{where}{exc.strerror or exc}"
         error(message)
         _debug(verbose)
+        if exc.errno in PATH_ERRNOS and exc.filename:
+            return 2, {"kind": "input", "message": message, "field": str(exc.filename)}
         return 1, {"kind": "failure", "message": message}
     except Exception as exc:
-        message = f"internal error: {type(exc).__name__}: {_one_line(str(exc))} ({BUG})"
+        message = f"internal error: {type(exc).__name__}: {one_line(str(exc))} ({BUG})"
         error(message)
         _debug(verbose)
         return 1, {"kind": "failure", "message": message}
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split("\n")).strip()
 
 
 def _debug(verbose: int) -> None:

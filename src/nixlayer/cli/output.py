@@ -165,9 +165,18 @@ def info(text: str) -> None:
         sys.stderr.write(text if text.endswith("\n") else text + "\n")
 
 
+def one_line(text: str) -> str:
+    """Newlines become spaces; other control characters (CR, ESC, ...) are shown
+    escaped, so a hostile value can neither split the line nor drive the terminal."""
+    text = " ".join(text.split("\n")).rstrip()
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def error(text: str) -> None:
     """One line on stderr: newlines inside `text` would make it several."""
-    flat = " ".join(text.split("\n")).rstrip()
+    flat = one_line(text)
     sys.stderr.write(f"nixlayer: error: {flat}\n")
     sys.stderr.flush()
 

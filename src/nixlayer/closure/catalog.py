@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_'-]{0,99}")
 
 NIXOS_FLAKE_SUITES = (
     "blktests",
@@ -43,6 +47,14 @@ class Catalog(BaseModel):
     configuration: str = Field(
         default="vm", description="nixosConfigurations.<name> of the template"
     )
+
+    @field_validator("library_input", "configuration")
+    @classmethod
+    def _attr_name(cls, v: str) -> str:
+        # Both are written into flake.nix as attribute names.
+        if not ATTR_NAME.fullmatch(v):
+            raise ValueError(f"must be a Nix attribute name ({ATTR_NAME.pattern})")
+        return v
 
     @model_validator(mode="after")
     def _defaults_are_known(self) -> Catalog:

@@ -29,7 +29,9 @@ def lock_config(
     config_dir: Path | str, *, update_library: bool = False, nix: Nix | None = None
 ) -> LockResult:
     cdir = check_config_dir(config_dir)
-    _read_lock(cdir / "flake.lock")  # a broken lock file is refused before anything is written
+    # Unreadable input is refused before anything (the lock file) is written.
+    read_text(cdir / "flake.nix", "config_dir")
+    _read_lock(cdir / "flake.lock")
     with target_lock(cdir.parent, cdir.name):
         return lock_unlocked(cdir, update_library=update_library, nix=nix)
 

@@ -6,18 +6,21 @@ import os
 from pathlib import Path
 
 from nixlayer.errors import InputError
+from nixlayer.safeload import check_target_dir
 
 
 def config_root(root: Path | str | None = None) -> Path:
     """`root`, else $NIXLAYER_ROOT, else $WORKERS_DIR/$WORKER_INDEX/nix (seed 004's layout)."""
     if root is not None and str(root):
-        return Path(os.path.expanduser(str(root))).absolute()
+        return check_target_dir(str(root), "root")
     env = os.environ.get("NIXLAYER_ROOT")
     if env:
-        return Path(os.path.expanduser(env)).absolute()
+        return check_target_dir(env, "root")
     workers, index = os.environ.get("WORKERS_DIR"), os.environ.get("WORKER_INDEX")
     if workers and index:
-        return Path(os.path.expanduser(workers)).absolute() / index / "nix"
+        return check_target_dir(
+            Path(os.path.expanduser(workers)).absolute() / index / "nix", "root"
+        )
     raise InputError(
         "root",
         "no config root: pass --root DIR, or set NIXLAYER_ROOT (or WORKERS_DIR and WORKER_INDEX)",

@@ -92,6 +92,8 @@ class VMSpec(BaseModel):
     def _vm_name(cls, v: str) -> str:
         if not VM_NAME_RE.fullmatch(v):
             raise ValueError(f"must match {VM_NAME_RE.pattern}")
+        if len(v) > 63:  # a host name label; also keeps <root>/<vm_name> a valid path
+            raise ValueError(f"must be at most 63 characters, not {len(v)}")
         return v
 
     @field_validator("user_name")

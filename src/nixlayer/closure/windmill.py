@@ -14,7 +14,9 @@ from typing import Any
 import yaml
 
 from nixlayer.closure.spec import VMSpec
+from nixlayer.errors import InputError
 from nixlayer.fsutil import write_files_atomically
+from nixlayer.safeload import check_target_dir
 
 RENDER_FIELDS = (
     "vm_name",
@@ -262,7 +264,10 @@ def _flow(
 
 
 def export(directory: Path | str, folder: str = "f/nixlayer") -> list[Path]:
-    base = Path(directory) / folder
+    parts = folder.split("/")
+    if len(parts) < 2 or parts[0] not in ("f", "u") or any(p in ("", ".", "..") for p in parts):
+        raise InputError("--folder", f"{folder!r} is not a Windmill folder like f/name or u/user")
+    base = check_target_dir(directory, "DIR") / folder
     files = {base / name: text for name, text in build_files(folder).items()}
     write_files_atomically(files)
     return sorted(files)

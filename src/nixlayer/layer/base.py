@@ -96,6 +96,10 @@ def resolve_base(explicit: str | None = None) -> BaseRef:
 
 def _checked(raw: str, origin: str) -> BaseRef:
     ref, path = normalize_ref(raw)
-    if path is not None and not (path / "flake.nix").is_file():
+    try:
+        found = path is None or (path / "flake.nix").is_file()
+    except OSError as exc:  # a name too long, a symlink loop
+        raise InputError("base", f"{show(raw)} (from {origin}): {exc.strerror}") from None
+    if not found:
         raise InputError("base", f"{raw!r} (from {origin}) has no flake.nix")
     return BaseRef(ref=ref, origin=origin, local=path)

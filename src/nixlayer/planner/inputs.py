@@ -10,6 +10,7 @@ from nixlayer.errors import InputError
 from nixlayer.planner.engine import PlanInputs
 from nixlayer.planner.snapshot import ActiveUnit, load_snapshot, query_snapshot
 from nixlayer.planner.unitfile import UnitTree
+from nixlayer.safeload import read_text
 
 UNIT_DIR = "etc/systemd/system"
 ACTIONS = ("switch", "test", "dry-activate", "boot")
@@ -27,12 +28,9 @@ def unit_tree(root: Path, flag: str) -> UnitTree:
 
 
 def _read_optional(path: Path) -> str:
-    try:
-        return path.read_text()
-    except FileNotFoundError:
+    if not path.exists():
         return ""
-    except OSError as exc:
-        raise InputError(str(path), f"cannot read: {exc.strerror}") from exc
+    return read_text(path, str(path))
 
 
 def _read_list(path: Path) -> tuple[str, ...] | None:

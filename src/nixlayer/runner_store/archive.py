@@ -72,7 +72,8 @@ class ImageArchive:
             ) from None
 
     def _json(self, data: bytes, name: str) -> Any:
-        return parse_json(decode(data, "--image-archive", name), "--image-archive", name)
+        where = f"{self.path}: {name}"
+        return parse_json(decode(data, "--image-archive", where), "--image-archive", where)
 
     def _blob(self, digest: Any) -> str:
         if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
@@ -84,7 +85,12 @@ class ImageArchive:
             manifest = self._read(tf, "manifest.json")
             if manifest is not None:  # docker save
                 data: Any = self._json(manifest, "manifest.json")
-                return [str(x) for x in data[0]["Layers"]]
+                layers = data[0]["Layers"]
+                if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
+                    raise InputError(
+                        "--image-archive", f"{self.path}: Layers is not a list of names"
+                    )
+                return layers
             index = self._read(tf, "index.json")
             if index is None:
                 raise InputError(
@@ -101,11 +107,14 @@ class ImageArchive:
     @contextmanager
     def _layer(self, name: str) -> Iterator[tarfile.TarFile]:
         with self._outer() as outer:
-            fileobj: IO[bytes] | None = (
-                open(self.path / name, "rb")  # noqa: SIM115 - closed below
-                if outer is None
-                else outer.extractfile(name)
-            )
+            try:
+                fileobj: IO[bytes] | None = (
+                    open(self.path / name, "rb")  # noqa: SIM115 - closed below
+                    if outer is None
+                    else outer.extractfile(name)
+                )
+            except KeyError:  # no such member
+                fileobj = None
             if fileobj is None:
                 raise InputError("--image-archive", f"{self.path}: layer {name} missing")
             try:

@@ -131,6 +131,8 @@ def _add_key(table: Table, key: str, value: Any) -> None:
 
 def _set_volumes(docker: Table, wanted: list[str]) -> None:
     existing = docker.get("volumes")
+    if existing is not None and not isinstance(existing, Array):
+        raise InputError("--config", f"`volumes` of a runner is not an array: {existing!r:.60}")
     if not isinstance(existing, Array):
         arr = tomlkit.array()
         arr.extend(wanted)
