@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from nixlayer.cli.nixopts import nix_from_args
-from nixlayer.cli.output import emit_json
+from nixlayer.cli.output import emit_json, progress, progress_enabled, with_progress
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -49,13 +49,16 @@ def _fleet_build(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise InputError("--jobs", f"must be at least 1, got {args.jobs}")
     entries = load_fleet(args.fleet)
-    outcomes = fleet_build(
-        entries,
-        root=args.root,
-        library=args.library,
-        jobs=args.jobs,
-        nix=nix_from_args(args),
-    )
+    with progress(progress_enabled(args), "fleet") as update:
+        outcomes = with_progress(
+            fleet_build,
+            update,
+            entries=entries,
+            root=args.root,
+            library=args.library,
+            jobs=args.jobs,
+            nix=nix_from_args(args),
+        )
     ok = all(o.status == "built" for o in outcomes)
     built = sum(o.status == "built" for o in outcomes)
     if args.json:

@@ -213,6 +213,16 @@ def progress(enabled: bool, title: str = "working") -> Iterator[Progress | None]
             _live_state.console = None
 
 
+def with_progress(fn: Callable[..., Any], update: Progress | None, /, **kwargs: Any) -> Any:
+    """Call a capability's long operation, handing it the display's callback when it
+    takes one (`progress=`), so every long operation reports through one display."""
+    import inspect
+
+    if update is not None and "progress" in inspect.signature(fn).parameters:
+        kwargs["progress"] = update
+    return fn(**kwargs)
+
+
 @contextmanager
 def build_progress(enabled: bool) -> Iterator[Progress | None]:
     """Nix builds' progress (the same display as every other long operation)."""

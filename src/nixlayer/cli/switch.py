@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from nixlayer.cli.nixopts import nix_from_args
-from nixlayer.cli.output import build_progress, emit_json, info
+from nixlayer.cli.output import build_progress, emit_json, info, progress_enabled
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -73,7 +73,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def _switch(args: argparse.Namespace) -> int:
     from nixlayer.layer.switch import switch
 
-    with build_progress(not args.json and not args.quiet) as progress:
+    with build_progress(progress_enabled(args)) as progress:
         result = switch(
             args.flake_dir,
             base=args.base,
