@@ -57,9 +57,9 @@ def read_bytes(path: Path | str, field: str, *, max_bytes: int = MAX_BYTES) -> b
         try:
             st = os.fstat(fd)
             if stat.S_ISDIR(st.st_mode):
-                raise InputError(field, f"{name} is a directory, not a file")
+                raise InputError(field, f"cannot read {name}: Is a directory")
             if not stat.S_ISREG(st.st_mode):
-                raise InputError(field, f"{name} is not a regular file")
+                raise InputError(field, f"cannot read {name}: not a regular file")
             if st.st_size > max_bytes:
                 raise InputError(field, f"{name} is too large ({st.st_size} bytes)")
             chunks = []
@@ -269,7 +269,8 @@ def parse_yaml(text: str, field: str, where: str = "") -> Any:
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        # Where the construct that broke began (an unclosed `[`), else where it broke.
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InputError(field, f"{pre}invalid YAML{at}: {problem}") from None

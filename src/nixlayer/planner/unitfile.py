@@ -111,7 +111,8 @@ class UnitTree:
             try:  # guarded: a FIFO, a device or a directory is refused, not read
                 data = read_bytes(path, "unit file")
             except InputError as exc:
-                raise UnitFileError(Path(path), exc.message) from None
+                reason = exc.message.rpartition(": ")[2]
+                raise UnitFileError(Path(path), f"cannot read: {reason}") from None
             out.append(data.decode("utf-8", errors="surrogateescape"))
         return out
 
