@@ -23,10 +23,10 @@ def _huge(path: Path) -> None:
 
 
 CASES: dict[str, tuple[Callable[[Path], object], str]] = {
-    "malformed": (lambda p: p.write_text('[{"unit": '), "not valid JSON at line 1"),
-    "deep nesting": (lambda p: p.write_text("[" * 200_000), "nested too deeply"),
-    "huge": (_huge, "is larger than 64 MiB"),
-    "not utf-8": (lambda p: p.write_bytes(b'[{"unit": "\xff"}]'), "is not UTF-8 (byte 11)"),
+    "malformed": (lambda p: p.write_text('[{"unit": '), "invalid JSON at line 1"),
+    "deep nesting": (lambda p: p.write_text("[" * 200_000), "nested deeper than"),
+    "huge": (_huge, "is too large"),
+    "not utf-8": (lambda p: p.write_bytes(b'[{"unit": "\xff"}]'), "offset 11"),
     "NUL in a name": (lambda p: p.write_text(_entry("a\u0000.service")), "NUL character"),
     "lone surrogate": (
         lambda p: p.write_text('[{"unit": "\\ud800.service", "active": "active"}]'),
@@ -40,8 +40,8 @@ CASES: dict[str, tuple[Callable[[Path], object], str]] = {
         lambda p: p.write_text('[{"unit": "a.service", "active": [1]}]'),
         "must be strings",
     ),
-    "a directory": (lambda p: p.mkdir(), "cannot read: Is a directory"),
-    "missing": (lambda p: None, "cannot read: No such file or directory"),
+    "a directory": (lambda p: p.mkdir(), "Is a directory"),
+    "missing": (lambda p: None, "No such file or directory"),
 }
 
 
@@ -98,7 +98,7 @@ def test_hostile_list_file(tmp_path: Path, systems: tuple[Path, Path]) -> None:
         "--runtime-dir", str(tmp_path / "run"),
     )  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert f"{run}/start-list: is not UTF-8" in proc.stderr
+    assert f"{run}/start-list is not UTF-8" in proc.stderr
 
 
 @pytest.mark.parametrize("system", ["no/such/dir", "path:/nonexistent#vm", "github:"])

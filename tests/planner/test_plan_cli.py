@@ -105,7 +105,7 @@ def test_asks_systemctl_without_units(tmp_path: Path) -> None:
     ("mutate", "message"),
     [
         ("no_tree", "--to: "),
-        ("bad_json", "not valid JSON at line 1"),
+        ("bad_json", "invalid JSON at line 1"),
         ("not_list", "expected a JSON array"),
         ("no_active", "entry 0 has no 'active' field"),
         ("bad_unit", "a.service: cannot parse"),

@@ -123,8 +123,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _spec_from_args(args: argparse.Namespace) -> Any:
     from nixlayer.closure.specfile import load_spec
-    from nixlayer.closure.strictdata import loads_yaml
     from nixlayer.errors import InputError
+    from nixlayer.safeload import parse_yaml
 
     overrides: dict[str, Any] = {
         "vm_name": args.vm_name,
@@ -140,7 +140,7 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
         field, sep, raw = item.partition("=")
         if not sep or not field:
             raise InputError("--set", f"expected FIELD=VALUE, got {item!r}")
-        overrides[field.strip()] = loads_yaml(raw, field.strip(), "--set")
+        overrides[field.strip()] = parse_yaml(raw, field.strip(), "--set")
     return load_spec(args.spec, overrides)
 
 

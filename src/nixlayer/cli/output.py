@@ -1,19 +1,32 @@
-"""Human and machine output. Machine output goes to stdout; everything else to stderr."""
+"""Human and machine output. Machine output goes to stdout; everything else to stderr.
+
+Under `--json` stdout carries exactly one envelope: handlers hand their data to
+`emit_json`, and `cli/main.py` writes the envelope once the handler returned or
+raised (`finish_json`), with the exit code the command really ends with.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from nixlayer.nix.progress import BuildProgress
-    from nixlayer.nix.runner import ProgressCallback
+
+class ProgressState(Protocol):
+    """What a long operation reports: anything that can say where it is in one line
+    (nix's `BuildProgress`, a fleet's or a seed's counters)."""
+
+    def summary(self) -> str: ...
+
+
+# A capability's progress callback takes a ProgressState or a plain line of text.
+Progress = Callable[[Any], None]
 
 
 # While a live status line is shown, other stderr output goes through its console
@@ -35,12 +48,15 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 class _JsonState:
-    """What the one `--json` envelope needs: the command, warnings seen, whether it was printed."""
+    """What the one `--json` envelope needs: the command, its data, warnings seen."""
 
     enabled = False
     command = ""
     warnings: list[str]
     emitted = False
+    result: Any = None
+    message: str | None = None
+    stdout: IO[str] | None = None
 
     def __init__(self) -> None:
         self.warnings = []
@@ -63,21 +79,32 @@ class _StderrFormatter(logging.Formatter):
         return msg
 
 
+class _Quiet:
+    quiet = False
+
+
+_quiet = _Quiet()
+
+
 def setup_logging(verbose: int, quiet: bool) -> None:
     handler = _StderrHandler(sys.stderr)
     handler.setFormatter(_StderrFormatter())
     root = logging.getLogger("nixlayer")
     root.handlers[:] = [handler, _WarningCollector()]
     root.propagate = False
+    _quiet.quiet = quiet
     # Default: the nix commands we run (pasteable) and warnings; -q: warnings only.
     root.setLevel(logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO))
 
 
-def start_json(command: str, enabled: bool) -> None:
+def start_json(command: str, enabled: bool, stdout: IO[str] | None = None) -> None:
     _json.enabled = enabled
     _json.command = command
     _json.warnings = []
     _json.emitted = False
+    _json.result = None
+    _json.message = None
+    _json.stdout = stdout
 
 
 def json_enabled() -> bool:
@@ -85,26 +112,24 @@ def json_enabled() -> bool:
 
 
 def emit_json(data: Any, *, exit_code: int = 0, message: str | None = None) -> None:
-    """Print the envelope with the command's `data` (under `--json`; else the bare data).
+    """The command's data: the envelope's `result` under `--json`, else printed bare.
 
-    A command that produced data but still fails (a fleet with a broken VM) passes its
-    non-zero `exit_code` and a one-line `message`.
+    A command that produced data but still fails (a fleet with a broken VM) returns
+    its non-zero exit code and passes a one-line `message` here for the envelope.
     """
     if not _json.enabled:
         _write(data)
         return
-    error = None if exit_code == 0 else {"kind": "failure", "message": message or "failed"}
-    _write_envelope(data, exit_code, error)
+    _json.result = data
+    _json.message = message
 
 
-def emit_failure(exit_code: int, error: dict[str, Any], *, result: Any = None) -> None:
-    """The envelope for a command that raised before printing its result (`result`: what
-    the failure itself carries, e.g. the units a guard refused)."""
-    if _json.enabled and not _json.emitted:
-        _write_envelope(result, exit_code, error)
-
-
-def _write_envelope(data: Any, exit_code: int, error: dict[str, Any] | None) -> None:
+def finish_json(exit_code: int, error: dict[str, Any] | None = None) -> None:
+    """Write the one envelope (once): the data `emit_json` got and how the command ended."""
+    if not _json.enabled or _json.emitted:
+        return
+    if error is None and exit_code != 0:
+        error = {"kind": "failure", "message": _json.message or f"exit status {exit_code}"}
     _json.emitted = True
     _write(
         {
@@ -112,16 +137,24 @@ def _write_envelope(data: Any, exit_code: int, error: dict[str, Any] | None) -> 
             "command": _json.command,
             "ok": exit_code == 0,
             "exit_code": exit_code,
-            "result": data,
+            "result": _json.result,
             "error": error,
             "warnings": list(_json.warnings),
         }
     )
 
 
+def emit_failure(exit_code: int, error: dict[str, Any]) -> None:
+    """The envelope for a command that raised (kept for callers of the old name)."""
+    finish_json(exit_code, error)
+
+
 def _write(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    sys.stdout.flush()
+    out = _json.stdout or sys.stdout
+    # ensure_ascii keeps the output valid UTF-8 whatever a path holds (lone surrogates
+    # from non-UTF-8 file names come out as \udcXX escapes, not as an encoding error).
+    out.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=True) + "\n")
+    out.flush()
 
 
 def info(text: str) -> None:
@@ -137,26 +170,66 @@ def set_live_console(console: Console | None) -> None:
     _live_state.console = console
 
 
+def one_line(text: str) -> str:
+    """Newlines become spaces; other control characters (CR, ESC, ...) are shown
+    escaped, so a hostile value can neither split the line nor drive the terminal."""
+    text = " ".join(text.split("\n")).rstrip()
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def error(text: str) -> None:
-    sys.stderr.write(f"nixlayer: error: {text}\n")
+    """One line on stderr: newlines inside `text` would make it several."""
+    flat = one_line(text)
+    sys.stderr.write(f"nixlayer: error: {flat}\n")
+    sys.stderr.flush()
+
+
+def progress_enabled(args: Any) -> bool:
+    """A progress display is for a person: not under --json or -q, only on a terminal."""
+    return not getattr(args, "json", False) and not getattr(args, "quiet", False)
 
 
 @contextmanager
-def build_progress(enabled: bool) -> Iterator[ProgressCallback | None]:
-    """A live one-line status on a terminal; nothing (and no rich import) elsewhere."""
-    if not enabled or not sys.stderr.isatty():
+def progress(enabled: bool, title: str = "working") -> Iterator[Progress | None]:
+    """The one live status line for every long operation (build, fleet, seed, switch).
+
+    Yields a callback taking a `ProgressState` (anything with `summary()`) or a line of
+    text, or None when nothing is shown (not a terminal, --json, -q): capabilities then
+    skip the work of tracking progress at all.
+    """
+    if not enabled or _quiet.quiet or not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
 
     console = Console(stderr=True)
-    with console.status("nix: evaluating") as status:
+    with console.status(f"{title}: starting") as status:
 
-        def update(state: BuildProgress) -> None:
-            status.update(f"nix: {state.summary()}")
+        def update(state: Any) -> None:
+            line = state if isinstance(state, str) else state.summary()
+            status.update(f"{title}: {line}")
 
         _live_state.console = console
         try:
             yield update
         finally:
             _live_state.console = None
+
+
+def with_progress(fn: Callable[..., Any], update: Progress | None, /, **kwargs: Any) -> Any:
+    """Call a capability's long operation, handing it the display's callback when it
+    takes one (`progress=`), so every long operation reports through one display."""
+    import inspect
+
+    if update is not None and "progress" in inspect.signature(fn).parameters:
+        kwargs["progress"] = update
+    return fn(**kwargs)
+
+
+@contextmanager
+def build_progress(enabled: bool) -> Iterator[Progress | None]:
+    """Nix builds' progress (the same display as every other long operation)."""
+    with progress(enabled, "nix") as update:
+        yield update

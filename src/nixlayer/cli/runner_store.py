@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from nixlayer.cli.output import emit_json
+from nixlayer.cli.output import emit_json, progress, progress_enabled, with_progress
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -74,9 +74,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def _seed(args: argparse.Namespace) -> int:
     from nixlayer.runner_store.seed import seed
 
-    result = seed(
-        args.dir, image=args.image, image_archive=args.image_archive, full_verify=args.full_verify
-    )
+    with progress(progress_enabled(args), "seed") as update:
+        result = with_progress(
+            seed,
+            update,
+            directory=args.dir,
+            image=args.image,
+            image_archive=args.image_archive,
+            full_verify=args.full_verify,
+        )
     if args.json:
         emit_json(result.to_json())
     else:

@@ -47,9 +47,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    # The schema itself is the output, with or without --json: it is what tools consume.
-    from nixlayer.cli.output import start_json
-
-    start_json("schema", False)
+    # Bare, the schema itself is the output (what tools consume); with --json it is the
+    # envelope's result, like every other command's data.
     emit_json(SCHEMAS[args.name]())
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nixlayer.cli.nixopts import nix_from_args
-from nixlayer.cli.output import build_progress, emit_json, info
+from nixlayer.cli.output import build_progress, emit_json, info, progress_enabled
 from nixlayer.layer.kinds import ACTIONS, KIND_NAMES
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ def _quiet_plan(args: argparse.Namespace) -> Any:
 def _switch(args: argparse.Namespace) -> int:
     from nixlayer.layer.switch import switch
 
-    with build_progress(not args.json and not args.quiet) as progress:
+    with build_progress(progress_enabled(args)) as progress:
         result = switch(
             args.flake_dir,
             base=args.base,

@@ -7,9 +7,19 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from nixlayer.errors import InputError
+
+ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_'-]{0,99}")
 
 NIXOS_FLAKE_SUITES = (
     "blktests",
@@ -84,6 +94,14 @@ class Catalog(BaseModel):
         default="vm", description="nixosConfigurations.<name> of the template"
     )
 
+    @field_validator("library_input", "configuration")
+    @classmethod
+    def _attr_name(cls, v: str) -> str:
+        # Both are written into flake.nix as attribute names.
+        if not ATTR_NAME.fullmatch(v):
+            raise ValueError(f"must be a Nix attribute name ({ATTR_NAME.pattern})")
+        return v
+
     @model_validator(mode="after")
     def _defaults_are_known(self) -> Catalog:
         for field, known in (
@@ -118,10 +136,16 @@ NIXOS_FLAKE_CATALOG = Catalog(
 def load_catalog(path: Path | str, field: str) -> Catalog:
     """A catalog JSON file, strictly: UTF-8, no duplicate keys, every error naming
     the catalog field (`<field>.profiles[0]: ...`)."""
-    from nixlayer.closure.strictdata import loads_json, read_text
+    from nixlayer.safeload import parse_json, read_text
 
-    text = read_text(path, field, limit=MAX_CATALOG_BYTES)
-    data = loads_json(text, field, str(path))
+    text = read_text(path, field, max_bytes=MAX_CATALOG_BYTES)
+    try:
+        data = parse_json(text, field, str(path))
+    except InputError as exc:
+        if exc.field == field:
+            raise
+        # A value inside the catalog: name it under the flag or file it came from.
+        raise InputError(f"{field}.{exc.field}", exc.message) from None
     try:
         return Catalog.model_validate(data)
     except ValidationError as exc:

@@ -38,7 +38,7 @@ def _entry(name: str, data: Any, defaults: dict[str, Any], where: str, base: Pat
 
 def _read(path: Path) -> Any:
     from nixlayer.closure.specfile import parse_data
-    from nixlayer.closure.strictdata import read_text
+    from nixlayer.safeload import read_text
 
     return parse_data(read_text(path, "FLEET"), str(path), field="FLEET")
 

@@ -9,7 +9,6 @@ old copy (Nix issue 7860): we warn.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from nixlayer.errors import InputError
 from nixlayer.fsutil import target_lock
 from nixlayer.nix import commands
 from nixlayer.nix.runner import Nix
+from nixlayer.safeload import parse_json, read_text
 
 log = logging.getLogger("nixlayer")
 
@@ -30,6 +30,9 @@ def lock_config(
     config_dir: Path | str, *, update_library: bool = False, nix: Nix | None = None
 ) -> LockResult:
     cdir = check_config_dir(config_dir)
+    # Unusable input is refused before anything (the root's lock file) is written.
+    read_manifest(cdir)
+    read_lock(cdir / "flake.lock")
     prepare_root(cdir.parent)
     with target_lock(cdir.parent, cdir.name):
         return lock_unlocked(cdir, update_library=update_library, nix=nix)
@@ -67,10 +70,7 @@ def read_lock(lock_file: Path) -> LockFile:
     if not lock_file.is_file():
         return LockFile({"nodes": {"root": {}}, "root": "root", "version": 7})
     where = f"{lock_file} is not a flake lock file"
-    try:
-        data = json.loads(lock_file.read_text())
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise InputError("flake.lock", f"{where}: {exc}") from None
+    data = parse_json(read_text(lock_file, "flake.lock"), "flake.lock", str(lock_file))
     ok = (
         isinstance(data, dict)
         and isinstance(data.get("nodes"), dict)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nixlayer.errors import InputError
 from nixlayer.fsutil import state_dir
+from nixlayer.safeload import check_target_dir
 
 
 def config_root(root: Path | str | None = None) -> Path:
@@ -28,7 +29,7 @@ def config_root(root: Path | str | None = None) -> Path:
         raise InputError("root", "contains a NUL character")
     if found.exists() and not found.is_dir():
         raise InputError("root", f"{found} is not a directory")
-    return found
+    return check_target_dir(found, "root")
 
 
 def prepare_root(root: Path) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from nixlayer.closure.spec import VMSpec
-from nixlayer.closure.strictdata import check_tree, loads_json, loads_yaml, read_text
 from nixlayer.errors import InputError
+from nixlayer.safeload import check_data, parse_json, parse_yaml, read_text
 
 RENAMED = {"update_lock": "update_library"}
 
@@ -20,8 +20,8 @@ RENAMED = {"update_lock": "update_library"}
 def parse_data(text: str, name: str, field: str = "SPEC") -> Any:
     """JSON for `*.json`, YAML (a superset) otherwise."""
     if name.endswith(".json"):
-        return loads_json(text, field, name)
-    return loads_yaml(text, field, name)
+        return parse_json(text, field, name)
+    return parse_yaml(text, field, name)
 
 
 def read_spec_data(path: str) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def validate_spec(data: Mapping[str, Any]) -> VMSpec:
     for old, new in RENAMED.items():
         if old in data:
             raise InputError(old, f"renamed: use {new}")
-    check_tree(dict(data), "SPEC", "spec")
+    check_data(dict(data), "SPEC", "spec")
     try:
         return VMSpec.model_validate(dict(data))
     except ValidationError as exc:

@@ -22,6 +22,7 @@ import yaml
 from nixlayer.closure.spec import VMSpec
 from nixlayer.errors import InputError
 from nixlayer.fsutil import write_files_atomically
+from nixlayer.safeload import check_target_dir
 
 RENDER_FIELDS = (
     "vm_name",
@@ -386,7 +387,7 @@ def export(
     folder = check_folder(folder or ("f/nix" if layout == "kdevops-ng" else "f/nixlayer"))
     if requirement is not None and ("\n" in requirement or not requirement.strip()):
         raise InputError("--requirement", "must be one PEP 508 requirement line")
-    base = Path(directory).absolute()
+    base = check_target_dir(directory, "DIR")
     if base.is_symlink() or (base.exists() and not base.is_dir()):
         raise InputError("DIR", f"{base} is a symlink or not a directory; refusing")
     files = {

@@ -6,7 +6,6 @@ alias is resolved here and passed as `--override-input base <ref>`.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from urllib.parse import urlencode
 
 from nixlayer.errors import InputError
 from nixlayer.nix.flakeref import normalize_ref
+from nixlayer.safeload import parse_json, read_text, show
 
 REGISTRY_ALIAS = "nixlayer-base"
 DEFAULT_BASE = Path("/etc/nixos")
@@ -51,16 +51,23 @@ def attrs_to_ref(to: dict[str, Any]) -> str:
 
 
 def _from_registry(path: Path) -> str | None:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
+    if not path.exists():
         return None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError("base", f"cannot read the registry {path}: {exc}") from exc
-    for entry in data.get("flakes", []):
-        src = entry.get("from", {})
-        if src.get("type") == "indirect" and src.get("id") == REGISTRY_ALIAS:
-            return attrs_to_ref(entry.get("to", {}))
+    data = parse_json(read_text(path, "registry"), "registry", str(path))
+    flakes = data.get("flakes", []) if isinstance(data, dict) else None
+    if not isinstance(flakes, list):
+        raise InputError("registry", f'{path}: expected {{"flakes": [...]}}, got {show(data)}')
+    for i, entry in enumerate(flakes):
+        src = entry.get("from") if isinstance(entry, dict) else None
+        alias = (src.get("type"), src.get("id")) if isinstance(src, dict) else None
+        if alias == ("indirect", REGISTRY_ALIAS):
+            to = entry.get("to")
+            if not isinstance(to, dict):
+                raise InputError(f"registry flakes[{i}].to", f"{path}: not an object: {show(to)}")
+            try:
+                return attrs_to_ref(to)
+            except KeyError as exc:
+                raise InputError(f"registry flakes[{i}].to", f"{path}: no {exc}") from None
     return None
 
 
@@ -88,6 +95,10 @@ def resolve_base(explicit: str | None = None) -> BaseRef:
 
 def _checked(raw: str, origin: str) -> BaseRef:
     ref, path = normalize_ref(raw)
-    if path is not None and not (path / "flake.nix").is_file():
+    try:
+        found = path is None or (path / "flake.nix").is_file()
+    except OSError as exc:  # a name too long, a symlink loop
+        raise InputError("base", f"{show(raw)} (from {origin}): {exc.strerror}") from None
+    if not found:
         raise InputError("base", f"{raw!r} (from {origin}) has no flake.nix")
     return BaseRef(ref=ref, origin=origin)

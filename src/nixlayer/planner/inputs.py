@@ -11,6 +11,7 @@ from nixlayer.planner.engine import PlanInputs
 from nixlayer.planner.model import ACTIONS, Action, UserPlan
 from nixlayer.planner.snapshot import ActiveUnit, load_snapshot, query_snapshot
 from nixlayer.planner.unitfile import UnitTree
+from nixlayer.safeload import read_text
 
 UNIT_DIR = "etc/systemd/system"
 
@@ -27,14 +28,9 @@ def unit_tree(root: Path, flag: str) -> UnitTree:
 
 
 def _read_optional(path: Path) -> str:
-    try:
-        return path.read_text()
-    except FileNotFoundError:
+    if not path.exists():
         return ""
-    except OSError as exc:
-        raise InputError(str(path), f"cannot read: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(str(path), f"is not UTF-8 (byte {exc.start})") from None
+    return read_text(path, str(path))
 
 
 def read_list(path: Path) -> tuple[str, ...] | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nixlayer.errors import InputError, NixlayerError
+from nixlayer.safeload import parse_json, read_text
 
 
 @dataclass(frozen=True)
@@ -74,24 +75,14 @@ def parse_snapshot(data: Any, source: str) -> dict[str, ActiveUnit]:
 
 
 def read_json_file(path: Path, source: str) -> Any:
-    """A JSON input file, with every way it can be hostile turned into one InputError."""
+    """A JSON input file, through the one guarded reader (bounded, UTF-8, no duplicate keys),
+    every refusal named by `source` (the flag and file it came from)."""
     try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_SNAPSHOT_BYTES + 1)
-    except OSError as exc:
-        raise InputError(source, f"cannot read: {exc.strerror}") from exc
-    if len(raw) > MAX_SNAPSHOT_BYTES:
-        raise InputError(source, f"is larger than {MAX_SNAPSHOT_BYTES // 2**20} MiB")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(source, f"is not UTF-8 (byte {exc.start})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(source, f"not valid JSON at line {exc.lineno}: {exc.msg}") from None
-    except RecursionError:
-        raise InputError(source, "not valid JSON: nested too deeply") from None
+        return parse_json(read_text(path, source), source)
+    except InputError as exc:
+        if exc.field == source:
+            raise
+        raise InputError(source, f"{exc.field}: {exc.message}") from None
 
 
 def load_snapshot(path: Path) -> dict[str, ActiveUnit]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nixlayer.errors import InputError
 from nixlayer.planner.ini import IniError, parse_entries
+from nixlayer.safeload import read_bytes
 
 Unit = dict[str, dict[str, list[str]]]
 TRUE_VALUES = frozenset({"1", "yes", "true", "on"})
@@ -115,13 +116,14 @@ class UnitTree:
             if os.path.islink(path) and os.path.realpath(path) == "/dev/null":
                 out.append("")
                 continue
-            try:
-                with open(path, encoding="utf-8", errors="surrogateescape") as fh:
-                    out.append(fh.read())
-            except FileNotFoundError:
-                raise UnitFileError(Path(path), "no such unit file") from None
-            except OSError as exc:
-                raise UnitFileError(Path(path), f"cannot read: {exc.strerror}") from exc
+            if not os.path.exists(path):
+                raise UnitFileError(Path(path), "no such unit file")
+            try:  # guarded: a FIFO, a device or a directory is refused, not read
+                data = read_bytes(path, "unit file")
+            except InputError as exc:
+                reason = exc.message.rpartition(": ")[2]
+                raise UnitFileError(Path(path), f"cannot read: {reason}") from None
+            out.append(data.decode("utf-8", errors="surrogateescape"))
         return out
 
     def parse(self, unit: str, base: str, texts: list[str] | None = None) -> Unit:

@@ -4,8 +4,8 @@ the database, with whiteouts honoured, read by streaming through the layers."""
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import shutil
 import tarfile
 from collections.abc import Callable, Iterator
@@ -15,7 +15,9 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from nixlayer.errors import InputError
+from nixlayer.safeload import decode, parse_json, show
 
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 DB_FILES = ("nix/var/nix/db/db.sqlite", "nix/var/nix/db/schema")
 
 
@@ -61,33 +63,58 @@ class ImageArchive:
 
     def layers(self) -> list[str]:
         """Layer blob names, bottom first."""
+        try:
+            return self._layers()
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise InputError(
+                "--image-archive",
+                f"{self.path}: not an image manifest ({type(exc).__name__}: {exc})",
+            ) from None
+
+    def _json(self, data: bytes, name: str) -> Any:
+        where = f"{self.path}: {name}"
+        return parse_json(decode(data, "--image-archive", where), "--image-archive", where)
+
+    def _blob(self, digest: Any) -> str:
+        if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
+            raise InputError("--image-archive", f"{self.path}: bad blob digest {show(digest)}")
+        return "blobs/" + digest.replace(":", "/")
+
+    def _layers(self) -> list[str]:
         with self._outer() as tf:
             manifest = self._read(tf, "manifest.json")
             if manifest is not None:  # docker save
-                data: Any = json.loads(manifest)
-                return [str(x) for x in data[0]["Layers"]]
+                data: Any = self._json(manifest, "manifest.json")
+                layers = data[0]["Layers"]
+                if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
+                    raise InputError(
+                        "--image-archive", f"{self.path}: Layers is not a list of names"
+                    )
+                return layers
             index = self._read(tf, "index.json")
             if index is None:
                 raise InputError(
                     "--image-archive",
                     f"{self.path}: neither a docker-save archive nor an OCI layout",
                 )
-            desc = json.loads(index)["manifests"][0]
-            blob = self._read(tf, "blobs/" + desc["digest"].replace(":", "/"))
+            desc = self._json(index, "index.json")["manifests"][0]
+            blob = self._read(tf, self._blob(desc["digest"]))
             if blob is None:
                 raise InputError("--image-archive", f"{self.path}: manifest blob missing")
-            return [
-                "blobs/" + layer["digest"].replace(":", "/") for layer in json.loads(blob)["layers"]
-            ]
+            layers = self._json(blob, "the manifest blob")["layers"]
+            return [self._blob(layer["digest"]) for layer in layers]
 
     @contextmanager
     def _layer(self, name: str) -> Iterator[tarfile.TarFile]:
         with self._outer() as outer:
-            fileobj: IO[bytes] | None = (
-                open(self.path / name, "rb")  # noqa: SIM115 - closed below
-                if outer is None
-                else outer.extractfile(name)
-            )
+            try:
+                fileobj: IO[bytes] | None = (
+                    open(self.path / name, "rb")  # noqa: SIM115 - closed below
+                    if outer is None
+                    else outer.extractfile(name)
+                )
+            except KeyError:  # no such member
+                fileobj = None
             if fileobj is None:
                 raise InputError("--image-archive", f"{self.path}: layer {name} missing")
             try:

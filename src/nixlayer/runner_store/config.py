@@ -16,6 +16,7 @@ from tomlkit.items import AoT, Array, Table
 
 from nixlayer.errors import InputError
 from nixlayer.fsutil import write_files_atomically
+from nixlayer.safeload import check_data, read_text
 
 log = logging.getLogger("nixlayer")
 
@@ -72,14 +73,15 @@ def container_path(volume: str) -> str | None:
 
 
 def load(path: Path) -> tomlkit.TOMLDocument:
+    text = read_text(path, "--config")
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError("--config", f"cannot read {path}: {exc.strerror}") from exc
-    try:
-        return tomlkit.parse(text)
+        doc = tomlkit.parse(text)
     except TOMLKitError as exc:
         raise InputError("--config", f"{path} is not valid TOML: {exc}") from exc
+    except (RecursionError, ValueError) as exc:  # deep nesting, a 5000-digit number
+        raise InputError("--config", f"{path} is not valid TOML: {type(exc).__name__}") from exc
+    check_data(doc.unwrap(), "--config", str(path))
+    return doc
 
 
 def runner_tables(doc: tomlkit.TOMLDocument, path: Path) -> list[Table]:
@@ -129,6 +131,8 @@ def _add_key(table: Table, key: str, value: Any) -> None:
 
 def _set_volumes(docker: Table, wanted: list[str]) -> None:
     existing = docker.get("volumes")
+    if existing is not None and not isinstance(existing, Array):
+        raise InputError("--config", f"`volumes` of a runner is not an array: {existing!r:.60}")
     if not isinstance(existing, Array):
         arr = tomlkit.array()
         arr.extend(wanted)

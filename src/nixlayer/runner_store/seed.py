@@ -27,7 +27,7 @@ from nixlayer.errors import InputError, NixlayerError
 from nixlayer.fsutil import state_dir, target_lock
 from nixlayer.nix import commands
 from nixlayer.nix.runner import Nix
-from nixlayer.runner_store.archive import ImageArchive, ImageView, docker_save_to
+from nixlayer.runner_store.archive import DB_FILES, ImageArchive, ImageView, docker_save_to
 from nixlayer.runner_store.nar import nar_hash
 
 log = logging.getLogger("nixlayer")
@@ -55,7 +55,7 @@ def check_store_dir(d: Path | str) -> Path:
         raise InputError("--dir", f"{d} is not an absolute path")
     if not _PLAIN_DIR.match(str(p)):
         raise InputError("--dir", f"{d}: use a plain path (letters, digits, . _ / + @ -)")
-    if str(p.resolve()).startswith("/nix/store"):
+    if os.path.realpath(p).startswith("/nix/store"):
         raise InputError("--dir", f"{d} is inside /nix/store")
     if p.exists() and not p.is_dir():
         raise InputError("--dir", f"{d} exists and is not a directory")
@@ -112,7 +112,17 @@ def seed(
     d = check_store_dir(directory)
     if image_archive is not None and not Path(image_archive).exists():
         raise InputError("--image-archive", f"{image_archive}: no such file")
+    if image_archive is not None and not (
+        Path(image_archive).is_file() or Path(image_archive).is_dir()
+    ):
+        raise InputError(
+            "--image-archive", f"{image_archive}: not a file or an OCI layout directory"
+        )
     nix = nix or Nix()
+    # A hostile archive is refused before DIR is touched.
+    view = ImageArchive(Path(image_archive)).view() if image_archive is not None else None
+    if view is not None and view.db_layer is None:
+        raise InputError("--image-archive", f"{image_archive}: the image has no {DB_FILES[0]}")
     d.mkdir(parents=True, exist_ok=True)
     with target_lock(d, "seed"):
         work = Path(tempfile.mkdtemp(prefix="seed-", dir=state_dir(d)))
@@ -120,13 +130,21 @@ def seed(
             archive_path = (
                 Path(image_archive) if image_archive else docker_save_to(str(image), work)
             )
-            return _seed(d, ImageArchive(archive_path), work / "root", full_verify, nix)
+            return _seed(d, ImageArchive(archive_path), work / "root", full_verify, nix, view=view)
         finally:
             force_rmtree(work)
 
 
-def _seed(d: Path, archive: ImageArchive, stage: Path, full_verify: bool, nix: Nix) -> SeedResult:
-    view = archive.view()
+def _seed(
+    d: Path,
+    archive: ImageArchive,
+    stage: Path,
+    full_verify: bool,
+    nix: Nix,
+    *,
+    view: ImageView | None = None,
+) -> SeedResult:
+    view = view or archive.view()
     if view.db_layer is None:
         raise InputError(
             "--image-archive", f"{archive.path}: the image has no /nix/var/nix/db/db.sqlite"
