@@ -35,6 +35,7 @@ class VMOutcome:
     config_dir: str | None = None
     library: str | None = None
     error: str | None = None
+    skipped: bool = False  # its output was already valid: nothing built (shared evaluation)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,7 +70,11 @@ def fleet_build(
     library: str | None = None,
     jobs: int = 1,
     nix: Nix | None = None,
+    evaluation: str = "shared",
+    max_memory_mb: int | None = None,
 ) -> list[VMOutcome]:
+    """`evaluation="shared"`: one evaluator for all VMs and one build graph
+    (closure/fleet_eval.py); `"per-vm"`: one `nix build` per VM, `jobs` at a time."""
     nix = nix or Nix()
     started = {e.name: time.perf_counter() for e in entries}
     outcomes: dict[str, VMOutcome] = {}
@@ -163,5 +168,14 @@ def fleet_build(
             rest += [pool.submit(render_and_lock, n, template) for n in names[1:]]
         for f in rest:
             f.result()
-        list(pool.map(build, [n for n in planned if n not in outcomes]))
+        todo = [n for n in planned if n not in outcomes]
+        if evaluation == "shared":
+            from nixlayer.closure.fleet_shared import shared_fleet_build
+
+            for name, o in shared_fleet_build(
+                {n: planned[n] for n in todo}, started, nix=nix, jobs=jobs, max_mb=max_memory_mb
+            ).items():
+                outcomes[name] = o
+        else:
+            list(pool.map(build, todo))
     return [outcomes[e.name] for e in entries]

@@ -114,3 +114,25 @@ def chunks(paths: Sequence[str], size: int = 1000) -> list[Sequence[str]]:
 
 def verify_all(store: str) -> Argv:
     return ["store", "verify", "--no-trust", "--store", store, "--all"]
+
+
+def eval_expr(expr: str) -> Argv:
+    """Evaluate an expression for its side effects (traces, .drv files); prints null."""
+    return ["eval", "--json", "--expr", expr]
+
+
+def hash_paths(paths: Sequence[Path]) -> Argv:
+    """NAR hashes (SRI) of several directories, one line each, in order."""
+    return ["hash", "path", "--type", "sha256", *map(str, paths)]
+
+
+def check_validity(paths: Sequence[str]) -> Argv:
+    """`nix-store` arguments: print the paths that are not valid (exit 0 either way)."""
+    return ["--check-validity", "--print-invalid", *paths]
+
+
+def realise(drvs: Sequence[str], *, keep_going: bool = True) -> Argv:
+    """`nix-store` arguments: build derivations in one graph (`--keep-going`: every
+    buildable one is built even when others fail). Stable across Nix and Lix
+    versions, unlike the `drv^out` installable syntax."""
+    return ["--realise", *(["--keep-going"] if keep_going else []), *drvs]
