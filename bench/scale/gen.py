@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (Nix templates keep their own line length)
 """Generate the scale stand-in: a nixpkgs-shaped tree that costs what nixpkgs costs.
 
     python bench/scale/gen.py [--out .cache/scale-nixpkgs] [--size full|tiny] [--revision R]
@@ -96,7 +97,7 @@ SIZES = {
 
 
 def names(rng: random.Random, count: int, taken: set[str]) -> list[str]:
-    out = []
+    out: list[str] = []
     while len(out) < count:
         n = "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4)))
         n = f"{n}-{rng.randint(1, 99)}" if rng.random() < 0.3 else n
@@ -151,14 +152,14 @@ def lib_file(rng: random.Random, index: int, count: int) -> str:
             body.append(f"  sum{j} = xs: builtins.foldl' (a: b: a + b) {j} xs;")
         elif k == 2:
             body.append(
-                f"  pick{j} = set: lib.filterAttrs (n: _: lib.hasPrefix \"{chr(97 + j % 26)}\" n) set;"
+                f'  pick{j} = set: lib.filterAttrs (n: _: lib.hasPrefix "{chr(97 + j % 26)}" n) set;'
             )
         else:
             body.append(f"  wrap{j} = xs: map (x: {{ value = x; tag = {j}; }}) xs;")
     return "# generated\nlib: {\n" + "\n".join(body) + "\n}\n"
 
 
-def module_nix(
+def module_nix(  # noqa: PLR0917
     rng: random.Random, i: int, kind: str, name: str, pkg: str, on: bool, extras: list[str]
 ) -> str:
     enable = (
@@ -582,7 +583,7 @@ mkDerivation
 """
 
 
-def generate(out: Path, size: Size, revision: str, seed: int = 15) -> bool:
+def generate(out: Path, size: Size, revision: str, seed: int = 15) -> bool:  # noqa: PLR0915
     """Write the tree under `out`; False when an identical one is already there."""
     sources = [Path(__file__), HERE / "modules.nix", *sorted(FIXTURE.rglob("*.nix"))]
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()
@@ -631,7 +632,9 @@ def generate(out: Path, size: Size, revision: str, seed: int = 15) -> bool:
         files[f"pkgs/development/python-modules/{n}/default.nix"] = package_nix(
             rng, n, sorted(set(deps)), python=True
         )
-        py_entries.append(f"  {json.dumps(n)} = callPackage ../development/python-modules/{n} {{ }};")
+        py_entries.append(
+            f"  {json.dumps(n)} = callPackage ../development/python-modules/{n} {{ }};"
+        )
     files["pkgs/top-level/python-packages.nix"] = (
         "# generated\n{ callPackage }:\n{\n" + "\n".join(py_entries) + "\n}\n"
     )
@@ -639,7 +642,8 @@ def generate(out: Path, size: Size, revision: str, seed: int = 15) -> bool:
     files["pkgs/top-level/aliases.nix"] = (
         "# generated: old names kept as aliases\nfinal: {\n"
         + "\n".join(
-            f"  {json.dumps(a)} = final.{json.dumps(top[rng.randrange(len(top))])};" for a in aliases
+            f"  {json.dumps(a)} = final.{json.dumps(top[rng.randrange(len(top))])};"
+            for a in aliases
         )
         + "\n}\n"
     )
@@ -688,9 +692,9 @@ def generate(out: Path, size: Size, revision: str, seed: int = 15) -> bool:
         extras = [json.dumps(top[rng.randrange(len(top))]) for _ in range(rng.randint(0, 2))]
         files[f"nixos/modules/{rel}"] = module_nix(rng, i, kind, n, json.dumps(pkg), on, extras)
         paths.append(f"./{rel}")
-    files["nixos/modules/module-list.nix"] = "# generated\n[\n" + "\n".join(
-        f"  {p}" for p in paths
-    ) + "\n]\n"
+    files["nixos/modules/module-list.nix"] = (
+        "# generated\n[\n" + "\n".join(f"  {p}" for p in paths) + "\n]\n"
+    )
 
     files["flake.nix"] = FLAKE_NIX
     files["default.nix"] = (FIXTURE / "default.nix").read_text()

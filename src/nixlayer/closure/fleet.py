@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -168,14 +168,40 @@ def fleet_build(
             rest += [pool.submit(render_and_lock, n, template) for n in names[1:]]
         for f in rest:
             f.result()
-        todo = [n for n in planned if n not in outcomes]
-        if evaluation == "shared":
-            from nixlayer.closure.fleet_shared import shared_fleet_build
-
-            for name, o in shared_fleet_build(
-                {n: planned[n] for n in todo}, started, nix=nix, jobs=jobs, max_mb=max_memory_mb
-            ).items():
-                outcomes[name] = o
-        else:
-            list(pool.map(build, todo))
+        outcomes.update(
+            _build_all(
+                evaluation,
+                [n for n in planned if n not in outcomes],
+                planned=planned,
+                started=started,
+                pool=pool,
+                build=build,
+                nix=nix,
+                jobs=jobs,
+                max_memory_mb=max_memory_mb,
+            )
+        )
     return [outcomes[e.name] for e in entries]
+
+
+def _build_all(
+    evaluation: str,
+    todo: list[str],
+    *,
+    planned: dict[str, tuple[FleetEntry, RenderResult]],
+    started: dict[str, float],
+    pool: ThreadPoolExecutor,
+    build: Callable[[str], None],
+    nix: Nix,
+    jobs: int,
+    max_memory_mb: int | None,
+) -> dict[str, VMOutcome]:
+    """Shared: one evaluator and one build graph for `todo`; per-VM: `build` each
+    (which records its own outcome)."""
+    if evaluation != "shared":
+        list(pool.map(build, todo))
+        return {}
+    from nixlayer.closure.fleet_shared import shared_fleet_build
+
+    chosen = {n: planned[n] for n in todo}
+    return shared_fleet_build(chosen, started, nix=nix, jobs=jobs, max_mb=max_memory_mb)

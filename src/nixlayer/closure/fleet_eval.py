@@ -91,16 +91,14 @@ class EvalStats:
 
 def fleet_expr(targets: Sequence[Target]) -> str:
     """The expression one evaluator runs: every target in order, each result traced."""
-    vms = nixlang.value(
-        [{"name": t.name, "flake": t.flake, "attr": list(t.attr)} for t in targets]
-    )
+    vms = nixlang.value([{"name": t.name, "flake": t.flake, "attr": list(t.attr)} for t in targets])
     return (
         f"let vms = {vms};\n"
         "  get = vm: builtins.foldl' (v: a: v.${a}) (builtins.getFlake vm.flake) vm.attr;\n"
-        "  one = vm: let t = get vm; in builtins.trace (\"nixlayer-done \" + builtins.toJSON"
+        '  one = vm: let t = get vm; in builtins.trace ("nixlayer-done " + builtins.toJSON'
         " { inherit (vm) name; drv = t.drvPath; out = t.outPath; }) null;\n"
         "in builtins.foldl' (acc: vm: builtins.seq"
-        " (builtins.trace (\"nixlayer-begin \" + vm.name) null)"
+        ' (builtins.trace ("nixlayer-begin " + vm.name) null)'
         " (builtins.seq (one vm) acc)) null vms\n"
     )
 
@@ -268,23 +266,7 @@ def build_targets(
 ) -> dict[str, Outcome]:
     """Evaluate (shared), build (one graph) and link every target."""
     stats = stats if stats is not None else EvalStats()
-    evaluated: dict[str, Evaluated] = {}
-    todo = []
-    for t in targets:
-        hit = cache.get(t) if cache else None
-        if hit is not None:
-            evaluated[t.name] = hit
-        else:
-            todo.append(t)
-    if cache and evaluated:
-        # A cache entry whose output has gone (garbage-collected) is evaluated again
-        # only if its derivation is gone too; else it is rebuilt from the .drv.
-        gone = invalid_paths([e.drv_path for e in evaluated.values() if e.drv_path], nix)
-        for t in targets:
-            e = evaluated.get(t.name)
-            if e is not None and e.drv_path in gone:
-                del evaluated[t.name]
-                todo.append(t)
+    evaluated, todo = _from_cache(targets, cache, nix)
     if todo:
         started = time.perf_counter()
         evaluated.update(
@@ -329,6 +311,32 @@ def build_targets(
             skipped = e.drv_path not in to_build
             outcomes[t.name] = Outcome(t.name, e.out_path, None, skipped, e.cached)
 
+    for name, error in _link(linkable, nix).items():
+        outcomes[name] = Outcome(name, None, error, False, False)
+    return outcomes
+
+
+def _from_cache(
+    targets: Sequence[Target], cache: EvalCache | None, nix: Nix
+) -> tuple[dict[str, Evaluated], list[Target]]:
+    """Targets answered by the cache, and those to evaluate."""
+    evaluated: dict[str, Evaluated] = {}
+    for t in targets:
+        hit = cache.get(t) if cache else None
+        if hit is not None:
+            evaluated[t.name] = hit
+    if evaluated:
+        # A cached target whose .drv is gone (garbage-collected) is evaluated again;
+        # one whose output alone is gone is rebuilt from its .drv.
+        gone = invalid_paths([e.drv_path for e in evaluated.values() if e.drv_path], nix)
+        evaluated = {n: e for n, e in evaluated.items() if e.drv_path not in gone}
+    return evaluated, [t for t in targets if t.name not in evaluated]
+
+
+def _link(linkable: Sequence[tuple[Target, str]], nix: Nix) -> dict[str, str]:
+    """Point each out-link (an indirect GC root) at its output; errors by name."""
+    errors: dict[str, str] = {}
+
     def link(item: tuple[Target, str]) -> None:
         t, out = item
         with contextlib.suppress(OSError):
@@ -338,11 +346,11 @@ def build_targets(
         try:
             nix.run(commands.build(out, out_link=t.out_link, progress_json=False))
         except NixlayerError as exc:
-            outcomes[t.name] = Outcome(t.name, None, f"out-link: {exc}", False, False)
+            errors[t.name] = f"out-link: {exc}"
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(link, linkable))
-    return outcomes
+    return errors
 
 
 def _build_error(build_log: str, drv: str) -> str:

@@ -128,9 +128,7 @@ def flake_configurations(flake: str, select: Sequence[str], nix: Nix) -> tuple[s
     if not isinstance(locked, str) or not locked:
         raise NixlayerError(f"nix flake metadata gave no locked URL for {flake}")
     proc = nix.run(
-        commands.eval_json(
-            f"{locked}#nixosConfigurations", apply="c: builtins.attrNames (c)"
-        )
+        commands.eval_json(f"{locked}#nixosConfigurations", apply="c: builtins.attrNames (c)")
     )
     every = json.loads(proc.stdout)
     if not isinstance(every, list) or not all(isinstance(n, str) for n in every):
