@@ -23,8 +23,33 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "exit code is 0 only when all were built. Each VM's full story is in "
         "<root>/.nixlayer/logs/<vm>.log.",
     )
-    p.add_argument("fleet", metavar="FLEET")
+    p.add_argument("fleet", metavar="FLEET", nargs="?")
     p.add_argument("--jobs", "-j", type=int, default=1, help="VMs in flight at once (default 1)")
+    p.add_argument(
+        "--eval",
+        choices=("shared", "per-vm"),
+        default="shared",
+        help="shared (default): one evaluator for all VMs, then one build graph; "
+        "per-vm: one `nix build` per VM, --jobs at a time",
+    )
+    p.add_argument(
+        "--max-memory",
+        type=int,
+        metavar="MIB",
+        help="restart the shared evaluator past this resident size (default 4096)",
+    )
+    p.add_argument(
+        "--flake",
+        metavar="REF",
+        help="build the nixosConfigurations of flake REF instead of a FLEET file",
+    )
+    p.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="with --flake: only configurations whose name matches GLOB (repeatable)",
+    )
     p.add_argument("--root", metavar="DIR", help="config root (as for `nixlayer run`)")
     p.add_argument("--library", metavar="FLAKEREF", help="library for VMs whose spec has none")
     p.set_defaults(handler=_fleet_build)
@@ -118,16 +143,38 @@ def _fleet_build(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise InputError("--jobs", f"must be at least 1, got {args.jobs}")
-    entries = load_fleet(args.fleet)
-    with _FleetProgress(not args.quiet) as progress:
-        outcomes = fleet_build(
-            entries,
-            root=args.root,
-            library=args.library,
-            jobs=args.jobs,
+    if args.max_memory is not None and args.max_memory < 1:
+        raise InputError("--max-memory", f"must be at least 1 MiB, got {args.max_memory}")
+    if (args.flake is None) == (args.fleet is None):
+        raise InputError("FLEET", "give either a FLEET file or directory, or --flake REF")
+    if args.flake is not None:
+        from nixlayer.closure.fleet_shared import flake_fleet_build
+        from nixlayer.closure.paths import config_root
+
+        if args.eval != "shared":
+            raise InputError("--eval", "--flake builds with the shared evaluator only")
+        outcomes = flake_fleet_build(
+            args.flake,
+            root=config_root(args.root),
+            select=args.select,
             nix=nix_from_args(args),
-            on_event=progress,
+            jobs=args.jobs,
+            max_mb=args.max_memory,
         )
+    else:
+        if args.select:
+            raise InputError("--select", "--select goes with --flake")
+        with _FleetProgress(not args.quiet) as progress:
+            outcomes = fleet_build(
+                load_fleet(args.fleet),
+                root=args.root,
+                library=args.library,
+                jobs=args.jobs,
+                nix=nix_from_args(args),
+                on_event=progress,
+                evaluation=args.eval,
+                max_memory_mb=args.max_memory,
+            )
     ok = all(o.status == "built" for o in outcomes)
     built = sum(o.status == "built" for o in outcomes)
     if args.json:

@@ -73,3 +73,22 @@ def describe(exc: NixlayerError, step: str = "") -> Failure:
         log_tail=tail,
         log_hint=hint,
     )
+
+
+def failed_drv(error: str) -> str | None:
+    """The derivation whose builder failed, as Nix names it in an error line."""
+    found = _DRV.search(error)
+    return found.group(1) if found else None
+
+
+def describe_build(error: str, drv: str, log_text: str | None) -> Failure:
+    """A failure from a build graph (one `nix-store --realise` for many VMs): Nix's
+    line, the failed derivation's last log line from `nix log`, and the hint."""
+    tail = tuple(ln.rstrip() for ln in strip_ansi(log_text or "").splitlines() if ln.strip())[-10:]
+    hint = f"nix log {drv}"
+    parts = [error.removeprefix("error:").strip().rstrip(";")]
+    if tail:
+        parts.append(f"last log line: {tail[-1].strip()}")
+    parts.append(f"see `{hint}`")
+    detail = f"{error}\n\n$ {hint}   # its last log lines:\n" + "\n".join(tail) + "\n"
+    return Failure(summary="; ".join(parts), detail=detail, log_tail=tail, log_hint=hint)

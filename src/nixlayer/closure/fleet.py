@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nixlayer.closure.build import build_unlocked, default_out_link
-from nixlayer.closure.failure import Failure, describe
+from nixlayer.closure.failure import Failure, describe, describe_build, failed_drv
 from nixlayer.closure.fleetspec import FleetEntry
 from nixlayer.closure.lock import LockFile, library_input_names, lock_unlocked, read_lock
 from nixlayer.closure.paths import config_root, prepare_root
@@ -23,12 +23,14 @@ from nixlayer.closure.results import RenderResult
 from nixlayer.closure.spec import VMSpec
 from nixlayer.errors import NixlayerError
 from nixlayer.fsutil import state_dir, target_lock, write_files_atomically
+from nixlayer.nix import commands
 from nixlayer.nix.runner import Nix
 
 log = logging.getLogger("nixlayer")
 
 Status = Literal["built", "failed", "invalid"]
 Phase = Literal["locking", "building", "built", "failed", "invalid"]
+Evaluation = Literal["shared", "per-vm"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class VMOutcome:
     error: str | None = None
     log: str | None = None
     log_file: str | None = None
+    skipped: bool = False  # its output was already valid: nothing built (shared evaluation)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -206,6 +209,39 @@ class _Fleet:
             )
         )
 
+    def build_shared(self, todo: list[str], *, jobs: int, max_mb: int | None) -> None:
+        """One evaluator and one build graph for every VM in `todo` (fleet_eval.py);
+        each VM is charged an equal share of the time it took."""
+        from nixlayer.closure.fleet_shared import shared_fleet_build
+
+        if not todo:
+            return
+        for name in todo:
+            self.event(name, "building")
+        start = time.perf_counter()
+        results = shared_fleet_build(
+            {n: self.planned[n] for n in todo}, nix=self.nix, jobs=jobs, max_mb=max_mb
+        )
+        share = (time.perf_counter() - start) / len(todo)
+        for name in todo:
+            self.spent[name] += share
+            o = results[name]
+            if o.status != "built":
+                self.fail(name, "failed", self.graph_failure(o.error or "failed"))
+                continue
+            self.finish(VMOutcome(**{**asdict(o), "seconds": self.spent[name]}))
+
+    def graph_failure(self, error: str) -> Failure:
+        """A VM that failed in the shared build graph, with its builder's log tail."""
+        drv = failed_drv(error)
+        if drv is None:
+            return Failure(summary=error, detail=error)
+        try:
+            log_text = self.nix.run(commands.build_log(drv)).stdout
+        except NixlayerError:
+            log_text = None  # no stored log (keep-build-log off, or a remote build)
+        return describe_build(error, drv, log_text)
+
 
 def fleet_build(
     entries: Sequence[FleetEntry],
@@ -215,7 +251,11 @@ def fleet_build(
     jobs: int = 1,
     nix: Nix | None = None,
     on_event: Callable[[FleetEvent], None] | None = None,
+    evaluation: Evaluation = "shared",
+    max_memory_mb: int | None = None,
 ) -> list[VMOutcome]:
+    """`evaluation="shared"`: one evaluator for all VMs and one build graph
+    (closure/fleet_eval.py); `"per-vm"`: one `nix build` per VM, `jobs` at a time."""
     nix = nix or Nix()
     config = config_root(root)
     fleet = _Fleet(entries, config, nix, on_event)
@@ -268,5 +308,8 @@ def fleet_build(
         for f in rest:
             f.result()
         todo = [n for n in fleet.planned if n not in fleet.outcomes]
-        list(pool.map(fleet.build, todo))
+        if evaluation == "shared":
+            fleet.build_shared(todo, jobs=jobs, max_mb=max_memory_mb)
+        else:
+            list(pool.map(fleet.build, todo))
     return [fleet.outcomes[e.name] for e in entries]

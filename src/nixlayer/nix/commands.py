@@ -129,3 +129,30 @@ def derivation_closure(installable: str) -> Argv:
 def path_info_closure(paths: Sequence[str]) -> Argv:
     """The closure of `paths` with each path's registration (narSize, references)."""
     return ["path-info", "--json", "--recursive", *paths]
+
+
+def eval_expr(expr: str) -> Argv:
+    """Evaluate an expression for its side effects (traces, .drv files); prints null."""
+    return ["eval", "--json", "--expr", expr]
+
+
+def hash_paths(paths: Sequence[Path]) -> Argv:
+    """NAR hashes (SRI) of several directories, one line each, in order."""
+    return ["hash", "path", "--type", "sha256", *map(str, paths)]
+
+
+def check_validity(paths: Sequence[str]) -> Argv:
+    """`nix-store` arguments: print the paths that are not valid (exit 0 either way)."""
+    return ["--check-validity", "--print-invalid", *paths]
+
+
+def realise(drvs: Sequence[str], *, keep_going: bool = True) -> Argv:
+    """`nix-store` arguments: build derivations in one graph (`--keep-going`: every
+    buildable one is built even when others fail). Stable across Nix and Lix
+    versions, unlike the `drv^out` installable syntax."""
+    return ["--realise", *(["--keep-going"] if keep_going else []), *drvs]
+
+
+def build_log(installable: str) -> Argv:
+    """The stored build log of a derivation (or its output)."""
+    return ["log", installable]

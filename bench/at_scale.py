@@ -1,0 +1,296 @@
+"""Performance at real scale, side by side in one run, on the scale stand-in.
+
+    python bench/at_scale.py [--sizes 1,5,20] [--runs 5] [--only eval,fleet,flake,build,switch,seed]
+
+- eval:   one system of the scale stand-in (bench/scale/gen.py): wall, CPU, peak RSS;
+- fleet:  `nixlayer fleet build` of 1, 5 and 20 distinct VMs, the shared evaluator
+          (--eval shared) against one `nix build` process per VM (--eval per-vm):
+          wall, peak RSS of any one process, per-extra-VM cost as a share of the first;
+- flake:  a flake of 20 nixosConfigurations (seed 001's machines/ layout):
+          `fleet build --flake` against 20 `nix build` processes and against one
+          `nix build` of all 20 installables;
+- build:  `nixlayer build` against the `nix build` it wraps (eval-cache off);
+- switch: `nixlayer switch --action dry-activate` against the `nix build` of the layer;
+- seed:   `runner-store seed`'s fixed cost (a re-seed with nothing to copy).
+
+Every VM of every fleet run is new (its own name and key), so nothing is cached or
+already built except what a fleet shares (nixpkgs' packages, built once in setup).
+The machine may be shared: compare the ratios, which are measured side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.scale import gen  # noqa: E402
+from tests.helpers import FIXTURES, offline_nix_config, run_nix, ssh_key  # noqa: E402
+
+NIXLAYER = str(REPO / ".venv/bin/nixlayer")
+TIME = "/usr/bin/time"
+
+
+def measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MiB of the largest process) of one command."""
+    fmt = "%e %U %S %M"
+    proc = subprocess.run(
+        [TIME, "-f", fmt, "-o", "/dev/stderr", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        check=False,
+    )
+    last = proc.stderr.strip().splitlines()[-1].split()
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(argv)}\n{proc.stderr[-2000:]}")
+    wall, user, sys_, rss = (float(x) for x in last)
+    return wall, user + sys_, rss / 1024
+
+
+def library_on(scale: Path, work: Path) -> Path:
+    lib = work / "nixos-flake"
+    shutil.copytree(FIXTURES / "nixos-flake", lib)
+    run_nix("flake", "lock", f"path:{lib}", "--override-input", "nixpkgs", f"path:{scale}")
+    return lib
+
+
+def fleet_file(work: Path, lib: Path, tag: str, n: int) -> Path:
+    path = work / f"fleet-{tag}.json"
+    key = ssh_key(uuid.uuid4().hex)
+    path.write_text(
+        json.dumps(
+            {
+                "defaults": {
+                    "library": str(lib),
+                    "profiles": ["devel", "build-tools"],
+                    "test_suites": ["fstests", "ltp"],
+                    "ssh_keys": [key],
+                },
+                "vms": [{"vm_name": f"{tag}-{i}"} for i in range(n)],
+            }
+        )
+    )
+    return path
+
+
+def bench_eval(work: Path, lib: Path) -> None:
+    print(
+        "\n== one system of the scale stand-in (nix eval of its toplevel drvPath, eval-cache off)"
+    )
+    fleet = fleet_file(work, lib, "one", 1)
+    subprocess.run([NIXLAYER, "fleet", "build", str(fleet), "--root", str(work / "one"), "-q"],
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    ref = f"path:{work / 'one' / 'one-0'}#packages.x86_64-linux.toplevel.drvPath"
+    rows = [measured(["nix", "eval", "--raw", ref, "--option", "eval-cache", "false"])
+            for _ in range(3)]  # fmt: skip
+    wall, cpu, rss = (statistics.median(c) for c in zip(*rows, strict=True))
+    files = sum(1 for p in gen.DEFAULT_OUT.rglob("*.nix"))
+    print(f"  {files} .nix files; wall {wall:.2f} s, CPU {cpu:.2f} s, peak RSS {rss:.0f} MiB "
+          "(median of 3)")  # fmt: skip
+
+
+def bench_fleet(work: Path, lib: Path, sizes: list[int], budget: int) -> None:
+    print(f"\n== fleet build, shared evaluator (budget {budget} MiB) vs one nix build per VM")
+    print(f"{'VMs':>4} {'design':<8} {'wall':>8} {'CPU':>8} {'peak RSS':>9}  "
+          "per extra VM, as a share of the first VM's")  # fmt: skip
+    first: dict[str, tuple[float, float]] = {}
+    for n in sizes:
+        for design in ("shared", "per-vm"):
+            tag = f"{design}-{n}-{uuid.uuid4().hex[:6]}"
+            fleet = fleet_file(work, lib, tag, n)
+            wall, cpu, rss = measured([NIXLAYER, "fleet", "build", str(fleet), "--root",
+                                       str(work / tag), "--eval", design, "--max-memory",
+                                       str(budget), "-q"])  # fmt: skip
+            extra = ""
+            if n == 1:
+                first[design] = (wall, cpu)
+            elif design in first:
+                w1, c1 = first[design]
+                pw, pc = (wall - w1) / (n - 1), (cpu - c1) / (n - 1)
+                extra = f"{pw:.2f} s = {pw / w1:.0%} wall, {pc:.2f} s = {pc / c1:.0%} CPU"
+            print(f"{n:>4} {design:<8} {wall:>7.2f}s {cpu:>7.2f}s {rss:>7.0f}Mi  {extra}")
+            if n == max(sizes):
+                # The same fleet again, nothing changed: what a CI re-run costs.
+                wall, cpu, rss = measured([NIXLAYER, "fleet", "build", str(fleet), "--root",
+                                           str(work / tag), "--eval", design, "-q"])  # fmt: skip
+                print(f"{n:>4} {design:<8} {wall:>7.2f}s {cpu:>7.2f}s {rss:>7.0f}Mi "
+                      "  (re-run, nothing changed)")  # fmt: skip
+
+
+def machines_flake(work: Path, scale: Path, n: int) -> Path:
+    """Seed 001's shape: one file per machine under machines/, one helper for all."""
+    flake = work / f"machines-{uuid.uuid4().hex[:6]}"
+    (flake / "machines").mkdir(parents=True)
+    run_id = uuid.uuid4().hex
+    for i in range(n):
+        (flake / "machines" / f"host{i:02d}.nix").write_text(
+            "{ ... }: { services.openssh.enable = true; "
+            f'boot.kernelParams = [ "host={i}" ]; }}\n'
+        )
+    (flake / "flake.nix").write_text(
+        f"""{{
+  inputs.nixpkgs.url = "path:{scale}";
+  outputs = {{ self, nixpkgs }}:
+    let
+      files = builtins.attrNames (builtins.readDir ./machines);
+      name = f: builtins.substring 0 (builtins.stringLength f - 4) f;
+    in {{
+      nixosConfigurations = builtins.listToAttrs (map (f: {{
+        name = name f;
+        value = nixpkgs.lib.nixosSystem {{
+          system = "x86_64-linux";
+          modules = [ (./machines + "/${{f}}") {{ networking.hostName = name f;
+            environment.etc."run-id".text = "{run_id}"; }} ];
+        }};
+      }}) files);
+    }};
+}}
+"""
+    )
+    run_nix("flake", "lock", f"path:{flake}")
+    return flake
+
+
+def bench_flake(work: Path, scale: Path, n: int, budget: int) -> None:
+    print(f"\n== a flake of {n} nixosConfigurations")
+    attr = "config.system.build.toplevel"
+    a = machines_flake(work, scale, n)
+    ours = measured([NIXLAYER, "fleet", "build", "--flake", f"path:{a}", "--root",
+                     str(work / a.name), "--max-memory", str(budget), "-q"])  # fmt: skip
+    b = machines_flake(work, scale, n)
+    start = time.perf_counter()
+    rss = cpu = 0.0
+    for i in range(n):
+        _, c, r = measured(
+            ["nix", "build", "--no-link", f"path:{b}#nixosConfigurations.host{i:02d}.{attr}"]
+        )
+        cpu, rss = cpu + c, max(rss, r)
+    per_vm = (time.perf_counter() - start, cpu, rss)
+    third = machines_flake(work, scale, n)
+    every = [f"path:{third}#nixosConfigurations.host{i:02d}.{attr}" for i in range(n)]
+    one = measured(["nix", "build", "--no-link", *every])
+    for label, (wall, cpu_, rss_) in (
+        ("nixlayer fleet build --flake", ours),
+        (f"{n} x nix build (one per VM)", per_vm),
+        (f"one nix build of {n} installables", one),
+    ):
+        print(f"  {label:<36} wall {wall:7.2f} s  CPU {cpu_:7.2f} s  peak RSS {rss_:6.0f} MiB"
+              f"  ({per_vm[0] / wall:.2f}x faster than one per VM)")  # fmt: skip
+
+
+def side_by_side(raw: list[str], ours: list[str], runs: int, env: dict[str, str] | None = None
+                 ) -> tuple[float, float]:  # fmt: skip
+    measured(raw, env), measured(ours, env)
+    a, b = [], []
+    for _ in range(runs):
+        a.append(measured(raw, env)[0])
+        b.append(measured(ours, env)[0])
+    return statistics.median(a), statistics.median(b)
+
+
+def bench_build(work: Path, lib: Path, runs: int) -> None:
+    print(f"\n== nixlayer build vs nix build (eval-cache off, so both evaluate; median of {runs})")
+    fleet = fleet_file(work, lib, "b", 1)
+    subprocess.run([NIXLAYER, "fleet", "build", str(fleet), "--root", str(work / "b"), "-q"],
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    cdir = work / "b" / "b-0"
+    opts = ["--option", "eval-cache", "false"]
+    raw = ["nix", "build", f"path:{cdir}#packages.x86_64-linux.toplevel", "--json",
+           "--out-link", str(work / "raw-result"), *opts]  # fmt: skip
+    ours = [NIXLAYER, "build", str(cdir), "--system", "x86_64-linux", "--json", "-q", *opts]
+    ta, tb = side_by_side(raw, ours, runs)
+    print(f"  nix build {ta:.3f} s   nixlayer build {tb:.3f} s   ratio {tb / ta:.3f}x "
+          f"(target <= 1.05x), overhead {(tb - ta) * 1000:.0f} ms")  # fmt: skip
+
+
+def bench_switch(work: Path, runs: int) -> None:
+    print(
+        f"\n== nixlayer switch --action dry-activate vs nix build of the layer (median of {runs})"
+    )
+    import tests.layer.conftest as layer
+
+    fixtures = work / "switch-fixtures"
+    fixtures.mkdir()
+    os.symlink(gen.DEFAULT_OUT, fixtures / "nixpkgs")
+    for name in ("runner-base", "job", "system-manager"):
+        os.symlink(FIXTURES / name, fixtures / name)
+    # The runner base and the job, on the scale stand-in.
+    layer.__dict__["FIXTURES"] = fixtures
+    lay = layer.make_layered(work / "switch")
+    env = {**os.environ, **lay.env}
+    plain = ["nix", "build", "--json", "--no-link", "--no-write-lock-file",
+             f"path:{lay.job}#nixosConfigurations.runner.config.system.build.toplevel",
+             "--override-input", "base", f"path:{lay.base}"]  # fmt: skip
+    ours = [NIXLAYER, *lay.args("--action", "dry-activate", "--json", "-q")]
+    ta, tb = side_by_side(plain, ours, runs, env)
+    print(f"  nix build {ta:.3f} s   nixlayer switch {tb:.3f} s   ratio {tb / ta:.3f}x "
+          f"(target <= 1.05x), overhead {(tb - ta) * 1000:.0f} ms")  # fmt: skip
+
+
+def bench_seed(work: Path, runs: int) -> None:
+    print(f"\n== runner-store seed fixed cost: a re-seed with nothing to copy (median of {runs})")
+    from tests.runner_store.images import build_paths, docker_save, image_root, layers_for
+
+    paths = build_paths(work, n=20, size=100_000, tag="seed")
+    archive = docker_save(work / "seed.tar", layers_for(image_root(work, "seed", paths)))
+    argv = [NIXLAYER, "runner-store", "seed", "--image-archive", str(archive), "--dir",
+            str(work / "seeded"), "-q"]  # fmt: skip
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    times = [measured(argv)[0] for _ in range(runs)]
+    print(
+        f"  {statistics.median(times):.3f} s (this tree's seed; the README records 0.45 s on main)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,5,20")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--budget", type=int, default=2048, help="evaluator memory budget, MiB")
+    parser.add_argument("--only", default="eval,fleet,flake,build,switch,seed")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    work = Path(tempfile.mkdtemp(prefix="nixlayer-scale-bench-"))
+    os.environ["NIX_CONFIG"] = offline_nix_config(work / "registry.json")
+    gen.generate(gen.DEFAULT_OUT, gen.SIZES["full"], "scale-a")
+    scale = gen.DEFAULT_OUT
+    version = subprocess.check_output(["nix", "--version"], text=True).strip()
+    print(f"nixlayer scale bench: {version}, {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.1f}, work dir {work}")  # fmt: skip
+    lib = library_on(scale, work)
+    # Build what every VM shares once (nixpkgs' packages), as a fleet's first run would.
+    warm = fleet_file(work, lib, "warm", 1)
+    start = time.perf_counter()
+    subprocess.run([NIXLAYER, "fleet", "build", str(warm), "--root", str(work / "warm"), "-q"],
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    print(f"setup: shared packages built in {time.perf_counter() - start:.1f} s")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if "eval" in only:
+        bench_eval(work, lib)
+    if "fleet" in only:
+        bench_fleet(work, lib, sizes, args.budget)
+    if "flake" in only:
+        bench_flake(work, scale, max(sizes), args.budget)
+    if "build" in only:
+        bench_build(work, lib, args.runs)
+    if "switch" in only:
+        bench_switch(work, args.runs)
+    if "seed" in only:
+        bench_seed(work, args.runs)
+
+
+if __name__ == "__main__":
+    main()
