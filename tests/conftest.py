@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,3 +50,12 @@ def own_stand_in(tmp_path: Path) -> StandIn:
 @pytest.fixture
 def nix_available() -> None:
     _require_nix()
+
+
+def pytest_report_header() -> str:
+    """Which Nix this run tests, and on which store."""
+    nix = shutil.which("nix")
+    if nix is None:
+        return "nix: not on PATH"
+    proc = subprocess.run([nix, "--version"], capture_output=True, text=True, timeout=30)
+    return f"nix: {proc.stdout.strip()} ({nix})"
