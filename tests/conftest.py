@@ -57,5 +57,7 @@ def pytest_report_header() -> str:
     nix = shutil.which("nix")
     if nix is None:
         return "nix: not on PATH"
-    proc = subprocess.run([nix, "--version"], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [nix, "--version"], check=False, capture_output=True, text=True, timeout=30
+    )
     return f"nix: {proc.stdout.strip()} ({nix})"
