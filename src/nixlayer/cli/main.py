@@ -1,6 +1,7 @@
 """Entry point: parse, dispatch, map errors to exit codes.
 
-Exit codes: 0 ok, 1 failure, 2 bad input or usage, 3 refused by a guard, 130 interrupted.
+Exit codes: 0 ok, 1 failure, 2 bad input or usage, 3 refused by a guard, 130 interrupted
+(SIGINT), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from nixlayer import __version__
 from nixlayer.cli import closure, fleet, plan, runner_store, schema, switch
 from nixlayer.cli.nixopts import add_nix_options
 from nixlayer.cli.output import emit_failure, error, setup_logging, start_json
-from nixlayer.errors import GuardRefusedError, InputError, NixError, NixlayerError
+from nixlayer.errors import GuardRefusedError, InputError, Interrupted, NixError, NixlayerError
+from nixlayer.nix.runner import end_children, install_signal_handlers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,13 +54,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.quiet)
     start_json(command_name(args), bool(getattr(args, "json", False)))
+    install_signal_handlers()
     try:
         code: int = args.handler(args)
         return code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        end_children()  # no `nix` outlives us (the runner already ended its own)
+        status = exc.exit_code if isinstance(exc, Interrupted) else 130
         error("interrupted")
-        emit_failure(130, {"kind": "interrupted", "message": "interrupted"})
-        return 130
+        emit_failure(status, {"kind": "interrupted", "message": "interrupted"})
+        return status
     except NixError as exc:
         error(f"nix failed (exit {exc.returncode}): {exc.command}")
         sys.stderr.write(exc.stderr.rstrip() + "\n" if exc.stderr.strip() else "")

@@ -5,15 +5,16 @@ Kept free of pydantic so `nixlayer build` starts fast.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from nixlayer.closure.bootspec import read_bootspec
 from nixlayer.closure.lock import check_config_dir
 from nixlayer.closure.results import BuildResult
-from nixlayer.errors import InputError, NixlayerError
+from nixlayer.errors import InputError, NixlayerError, NixOutputError
 from nixlayer.fsutil import state_dir, target_lock
 from nixlayer.nix import commands
+from nixlayer.nix.nixjson import build as build_json
+from nixlayer.nix.nixjson import evaluate
 from nixlayer.nix.runner import Nix, ProgressCallback
 
 
@@ -83,9 +84,8 @@ def build_unlocked(
 
 def _out_path(stdout: str, out_link: Path) -> str:
     try:
-        built = json.loads(stdout)
-        return str(built[0]["outputs"]["out"])
-    except (json.JSONDecodeError, LookupError, TypeError):
+        return build_json.out_path(stdout)
+    except NixOutputError:
         if out_link.exists():
             return str(out_link.resolve())
         raise NixlayerError(f"nix build printed no output path: {stdout[:200]!r}") from None
@@ -94,7 +94,9 @@ def _out_path(stdout: str, out_link: Path) -> str:
 def _evaluated_initrd(nix: Nix, cdir: Path, configuration: str) -> str | None:
     """No initrd in the bootspec: build the configuration's initial ramdisk."""
     base = f"path:{cdir}#nixosConfigurations.{configuration}.config.system"
-    file_name = json.loads(nix.run(commands.eval_json(f"{base}.boot.loader.initrdFile")).stdout)
+    file_name = evaluate.string(
+        nix.run(commands.eval_json(f"{base}.boot.loader.initrdFile")).stdout
+    )
     proc = nix.run(
         commands.build(f"{base}.build.initialRamdisk", out_link=None, progress_json=False)
     )

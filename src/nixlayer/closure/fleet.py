@@ -19,6 +19,8 @@ from nixlayer.closure.render import commit_render, plan_render
 from nixlayer.closure.results import RenderResult
 from nixlayer.errors import NixError, NixlayerError
 from nixlayer.fsutil import target_lock, write_files_atomically
+from nixlayer.nix.nixjson import flakelock
+from nixlayer.nix.nixjson.flakelock import FlakeLock
 from nixlayer.nix.runner import Nix
 
 log = logging.getLogger("nixlayer")
@@ -42,24 +44,6 @@ class VMOutcome:
 
 def _error_text(exc: NixlayerError) -> str:
     return f"error: {exc.first_error()}" if isinstance(exc, NixError) else str(exc)
-
-
-def shared_lock(template: dict[str, Any], keep: Sequence[str]) -> dict[str, Any]:
-    """A lock file holding only `keep` root inputs of `template` and the nodes they
-    reach: the library pin, shared by every VM that uses the same library."""
-    nodes = template["nodes"]
-    root_inputs = {k: v for k, v in nodes[template["root"]].get("inputs", {}).items() if k in keep}
-    reached: set[str] = set()
-    todo = [v for v in root_inputs.values() if isinstance(v, str)]
-    while todo:
-        n = todo.pop()
-        if n in reached:
-            continue
-        reached.add(n)
-        todo += [v for v in nodes[n].get("inputs", {}).values() if isinstance(v, str)]
-    out_nodes = {n: nodes[n] for n in sorted(reached)}
-    out_nodes[template["root"]] = {"inputs": root_inputs}
-    return {"nodes": out_nodes, "root": template["root"], "version": template["version"]}
 
 
 def fleet_build(
@@ -93,8 +77,8 @@ def fleet_build(
         groups.setdefault(r.library, []).append(name)
 
     def render_and_lock(
-        name: str, template: dict[str, Any] | None, update: bool = False
-    ) -> dict[str, Any] | None:
+        name: str, template: FlakeLock | None, update: bool = False
+    ) -> FlakeLock | None:
         entry, r = planned[name]
         assert entry.spec is not None
         try:
@@ -102,20 +86,14 @@ def fleet_build(
                 commit_render(r)
                 lock = r.config_dir / "flake.lock"
                 if template is not None and not lock.exists():
-                    seeded = shared_lock(
-                        template,
-                        [
-                            k
-                            for k in template["nodes"][template["root"]]["inputs"]
-                            if not k.endswith("-src")
-                        ],
+                    seeded = template.shared(
+                        k for k in template.root_inputs() if not k.endswith("-src")
                     )
                     write_files_atomically(
                         {lock: json.dumps(seeded, indent=2, sort_keys=True) + "\n"}
                     )
                 lock_unlocked(r.config_dir, update_library=update, nix=nix)
-                data: dict[str, Any] = json.loads(lock.read_text())
-                return data
+                return flakelock.read(lock)
         except NixlayerError as exc:
             fail(name, "failed", f"lock: {_error_text(exc)}")
             return None

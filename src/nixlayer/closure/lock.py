@@ -8,16 +8,15 @@ pinned is silently reused from the old copy (Nix issue 7860): we warn.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
-from typing import Any
 
 from nixlayer.closure.results import LockResult
 from nixlayer.errors import InputError
 from nixlayer.fsutil import target_lock
 from nixlayer.nix import commands
+from nixlayer.nix.nixjson import flakelock
 from nixlayer.nix.runner import Nix
 
 log = logging.getLogger("nixlayer")
@@ -45,52 +44,33 @@ def lock_unlocked(cdir: Path, *, update_library: bool, nix: Nix | None) -> LockR
     lock_file = cdir / "flake.lock"
     ref = f"path:{cdir}"
     declared = _SRC_INPUT.findall((cdir / "flake.nix").read_text())
-    old = _root_inputs(lock_file)
+    current = flakelock.read(lock_file)
+    old = current.root_inputs() if current else {}
     # A fresh lock pins everything at its current state; only existing pins move.
     update = [name for name in declared if name in old]
     library_inputs = [n for n, v in old.items() if isinstance(v, str) and n not in declared]
     warnings: list[str] = []
     if update_library:
         update += library_inputs
-    else:
-        warnings += _stale_path_pins(lock_file, library_inputs, nix)
+    elif current is not None:
+        warnings += _stale_path_pins(current, library_inputs, nix)
     for w in warnings:
         log.warning("%s", w)
+    # Nix's own account of what moved (`• Updated input …`) is logged whole by the runner.
     nix.run(commands.flake_lock(ref, update, nix.version().dialect))
     return LockResult(
         config_dir=cdir, lock_file=lock_file, updated_inputs=tuple(update), warnings=tuple(warnings)
     )
 
 
-def _read_lock(lock_file: Path) -> dict[str, Any]:
-    if not lock_file.is_file():
-        return {}
-    try:
-        data: dict[str, Any] = json.loads(lock_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError("flake.lock", f"{lock_file} is not valid JSON: {exc}") from exc
-    return data
-
-
-def _root_inputs(lock_file: Path) -> dict[str, Any]:
-    data = _read_lock(lock_file)
-    if not data:
-        return {}
-    root = data["nodes"][data["root"]]
-    inputs: dict[str, Any] = root.get("inputs", {})
-    return inputs
-
-
-def _stale_path_pins(lock_file: Path, names: list[str], nix: Nix) -> list[str]:
+def _stale_path_pins(lock: flakelock.FlakeLock, names: list[str], nix: Nix) -> list[str]:
     """Warnings for `path:` pins whose directory no longer has the pinned content."""
-    data = _read_lock(lock_file)
     out = []
     for name in names:
-        node_name = _root_inputs(lock_file)[name]
-        locked = data["nodes"][node_name].get("locked", {})
+        locked = lock.locked(name)
         if locked.get("type") != "path" or not locked.get("narHash"):
             continue
-        path = Path(locked["path"])
+        path = Path(str(locked.get("path", "")))
         if not path.is_dir():
             out.append(f"input {name!r} is pinned to {path}, which no longer exists")
             continue

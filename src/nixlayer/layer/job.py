@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -15,6 +14,7 @@ from pathlib import Path
 from nixlayer.errors import InputError, NixError
 from nixlayer.layer.base import BaseRef
 from nixlayer.nix import commands
+from nixlayer.nix.nixjson import evaluate
 from nixlayer.nix.nixlang import attr_name
 from nixlayer.nix.runner import Nix
 
@@ -47,7 +47,7 @@ def open_job(directory: Path | str, nix: Nix) -> JobFlake:
     if not (d / "flake.nix").is_file():
         raise InputError("FLAKE_DIR", f"{d} has no flake.nix")
     try:
-        inputs = json.loads(
+        inputs = evaluate.names(
             nix.run(
                 commands.eval_file_json(d / "flake.nix", "f: builtins.attrNames (f.inputs or { })")
             ).stdout
@@ -97,7 +97,7 @@ def configuration_name(
         raise InputError(
             "base", f"cannot evaluate the job over {base.ref}: {exc.first_error()}"
         ) from exc
-    names: list[str] = json.loads(out)
+    names = evaluate.names(out)
     wanted = [explicit] if explicit else [socket.gethostname().split(".")[0], "default"]
     for name in wanted:
         if name in names:

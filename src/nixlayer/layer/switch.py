@@ -4,7 +4,6 @@ switch, refuse it if a protected unit would bounce, else activate (with rollback
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from nixlayer.layer.base import BaseRef, resolve_base
 from nixlayer.layer.guard import Violation, protected_units, violations
 from nixlayer.layer.job import KINDS, configuration_name, installable, open_job
 from nixlayer.nix import commands
+from nixlayer.nix.nixjson import build as build_json
 from nixlayer.nix.runner import Nix, ProgressCallback
 from nixlayer.planner.model import SwitchPlan
 from nixlayer.planner.others import plan_darwin, plan_system_manager, unit_tree_or_none
@@ -72,7 +72,7 @@ def build_layer(
         extra=[*commands.override_input("base", base_ref.ref), "--no-write-lock-file"],
     )
     out = nix.run(argv, progress=progress).stdout
-    return base_ref, config, str(json.loads(out)[0]["outputs"]["out"])
+    return base_ref, config, build_json.out_path(out)
 
 
 def plan_for(

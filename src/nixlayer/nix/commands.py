@@ -12,6 +12,9 @@ from pathlib import Path
 from nixlayer.nix.version import Dialect
 
 Argv = list[str]
+# What makes Nix log progress as JSON on stderr. The runner adds it (and leaves it out of
+# the logged command, which stays pasteable).
+PROGRESS_FLAGS = ["--log-format", "internal-json", "-v"]
 
 
 def version() -> Argv:
@@ -42,7 +45,7 @@ def build(
     argv = ["build", installable, "--json"]
     argv += ["--out-link", str(out_link)] if out_link is not None else ["--no-link"]
     if progress_json:
-        argv += ["--log-format", "internal-json", "-v"]
+        argv += PROGRESS_FLAGS
     return argv + list(extra)
 
 
