@@ -111,18 +111,30 @@ class Nix:
             argv += commands.PROGRESS_FLAGS
         line = display(argv)
         log.log(log_level, "$ %s", line)
-        if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
-            raise NixNotFoundError(
-                f"cannot find {argv[0]!r}: install Nix, or set NIXLAYER_NIX to its path"
-            )
-        env = {**os.environ, **self.env} if self.env else None
-        returncode, stdout, stderr = _children.run(argv, cwd, env, stdin, progress)
+        returncode, stdout, stderr = self.execute(argv, cwd=cwd, stdin=stdin, progress=progress)
         if returncode != 0:
             raise NixError(line, returncode, stderr)
         result = NixResult(command=line, stdout=stdout, stderr=stderr)
         for warning in result.warnings:
             log.warning("nix: %s", warning)
         return result
+
+    def execute(
+        self,
+        argv: list[str],
+        *,
+        cwd: str | None = None,
+        stdin: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> tuple[int, str, str]:
+        """Run one process: (exit status, stdout, stderr). The recording fake Nix of the
+        flow tests replaces only this."""
+        if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
+            raise NixNotFoundError(
+                f"cannot find {argv[0]!r}: install Nix, or set NIXLAYER_NIX to its path"
+            )
+        env = {**os.environ, **self.env} if self.env else None
+        return _children.run(argv, cwd, env, stdin, progress)
 
 
 def display(argv: Sequence[str]) -> str:
