@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from nixlayer.nix.version import Dialect
+from nixlayer.nix.version import Dialect, NixVersion
 
 Argv = list[str]
 
@@ -114,3 +114,17 @@ def chunks(paths: Sequence[str], size: int = 1000) -> list[Sequence[str]]:
 
 def verify_all(store: str) -> Argv:
     return ["store", "verify", "--no-trust", "--store", store, "--all"]
+
+
+def path_info_json(
+    store: str, nix_version: NixVersion, paths: Sequence[str] = (), *, all_paths: bool = False
+) -> Argv:
+    """`nix path-info --json` for `paths` (or every valid path), parsed by
+    nix/nixjson/pathinfo.py. Nix 2.33+ deprecates `--json` alone and older Nix
+    rejects `--json-format`: ask for format 1 (keyed by store path) where it exists.
+    Lix forked before 2.19 and numbers itself 2.9x: it has no such flag."""
+    argv = ["path-info", "--json"]
+    if nix_version.implementation != "lix" and nix_version.version >= (2, 33, 0):
+        argv += ["--json-format", "1"]
+    argv += ["--store", store]
+    return [*argv, "--all"] if all_paths else [*argv, *paths]
