@@ -128,3 +128,20 @@ def path_info_json(
         argv += ["--json-format", "1"]
     argv += ["--store", store]
     return [*argv, "--all"] if all_paths else [*argv, *paths]
+
+
+def show_config(nix_version: NixVersion) -> Argv:
+    """Effective settings as JSON, parsed by nix/nixjson/config.py. Nix 2.20 renamed
+    `nix show-config` to `nix config show` (the old name warns, then may go); Lix
+    (numbered 2.9x, forked before the rename) has only the old name."""
+    argv = ["--extra-experimental-features", "nix-command"]
+    if nix_version.implementation != "lix" and nix_version.version >= (2, 20, 0):
+        return [*argv, "config", "show", "--json"]
+    return [*argv, "show-config", "--json"]
+
+
+def copy_paths(from_store: str, to_store: str, paths: Sequence[str]) -> Argv:
+    """Copy `paths` (with their closures) between stores. Without signature checks:
+    the caller vouches for the source (root importing an image it pinned); Nix still
+    checks each NAR against the source's recorded hash."""
+    return ["copy", "--no-check-sigs", "--from", from_store, "--to", to_store, *paths]
