@@ -140,8 +140,12 @@ def show_config(nix_version: NixVersion) -> Argv:
     return [*argv, "show-config", "--json"]
 
 
-def copy_paths(from_store: str, to_store: str, paths: Sequence[str]) -> Argv:
-    """Copy `paths` (with their closures) between stores. Without signature checks:
-    the caller vouches for the source (root importing an image it pinned); Nix still
-    checks each NAR against the source's recorded hash."""
-    return ["copy", "--no-check-sigs", "--from", from_store, "--to", to_store, *paths]
+def print_invalid(store: str, paths: Sequence[str]) -> Argv:
+    """`nix-store` arguments: print which of `paths` are not valid in `store`."""
+    return ["--store", store, "--check-validity", "--print-invalid", *paths]
+
+
+def import_paths(store: str) -> Argv:
+    """`nix-store` arguments: import an export stream from stdin into `store`. Only
+    for a local store the caller (root) owns: signatures are not required there."""
+    return ["--store", store, "--import", "--option", "require-sigs", "false"]
