@@ -5,7 +5,10 @@ Every version prints one object keyed by setting name; each value is an object
 with `value`, `defaultValue`, `description`, `aliases` (2.8), plus
 `documentDefault` and, since 2.13, `experimentalFeature`. Values keep their JSON
 types: booleans, integers, strings, lists of strings; `sandbox` is `true`,
-`false` or `"relaxed"`. Only the settings nixlayer decides on are typed here.
+`false` or `"relaxed"`. `sandbox-paths` is a list of `target=source` strings up to
+2.2x and an object `{target: {"source": ..., "optional": bool}}` in 2.34 (captures of
+2.8, 2.26.3 and 2.34.8 are in tests/data/nix-json). Only the settings nixlayer
+decides on are typed here.
 """
 
 from __future__ import annotations
@@ -50,6 +53,18 @@ def _strings(doc: dict[str, Any], name: str, default: list[str]) -> tuple[str, .
     return tuple(value)
 
 
+def _sandbox_paths(doc: dict[str, Any]) -> tuple[str, ...]:
+    value = _value(doc, "sandbox-paths", [])
+    if isinstance(value, dict):  # Nix 2.34: {target: {"source": ..., "optional": ...}}
+        out = []
+        for target, spec in value.items():
+            if not isinstance(spec, dict) or not isinstance(spec.get("source"), str):
+                raise ConfigFormatError(f"sandbox-paths entry {target!r} is {spec!r}")
+            out.append(f"{target}={spec['source']}" + ("?" if spec.get("optional") else ""))
+        return tuple(out)
+    return _strings(doc, "sandbox-paths", [])
+
+
 def _sandbox(value: Any) -> SandboxMode:
     if value is True or value == "true":
         return "true"
@@ -79,6 +94,6 @@ def parse_settings(text: str) -> NixSettings:
         sandbox=_sandbox(_value(doc, "sandbox", False)),
         sandbox_fallback=fallback,
         build_users_group=group,
-        sandbox_paths=_strings(doc, "sandbox-paths", []),
+        sandbox_paths=_sandbox_paths(doc),
         post_build_hook=hook,
     )
