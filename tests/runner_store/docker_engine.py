@@ -60,6 +60,7 @@ class DockerEngine:
     client: str
     proc: subprocess.Popen[bytes]
     storage_driver: str
+    short: Path  # exec root and socket (unix socket paths are short)
 
     def env(self) -> dict[str, str]:
         """For subprocesses that run `docker` themselves (nixlayer seed/configure)."""
@@ -117,7 +118,7 @@ def _start(base: Path, driver: str) -> DockerEngine:
         )
     client = _docker_client()
     assert client is not None
-    engine = DockerEngine(base, host, client, proc, driver)
+    engine = DockerEngine(base, host, client, proc, driver, short)
     deadline = time.monotonic() + 60
     while True:
         if proc.poll() is None and engine.docker("info", timeout=30, check=False).returncode == 0:
@@ -151,6 +152,7 @@ def stop(engine: DockerEngine) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(engine.proc.pid, signal.SIGKILL)
         engine.proc.wait(timeout=30)
+    shutil.rmtree(engine.short, ignore_errors=True)
 
 
 @contextlib.contextmanager
