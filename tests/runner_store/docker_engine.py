@@ -28,7 +28,15 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import run_nix
+
+def run_nix(*args: str, timeout: float = 600) -> str:
+    proc = subprocess.run(
+        ["nix", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"nix {' '.join(args)} failed:\n{proc.stderr}")
+    return proc.stdout
+
 
 DOCKERD = "dockerd"
 

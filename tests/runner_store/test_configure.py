@@ -66,7 +66,13 @@ def _expected(name: str, daemon: HostDaemon | None = None, seeded: Path | None =
 
 
 def _configure(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return cli("runner-store", "configure", "--config", str(config), *args)
+    return subprocess.run(
+        [nixlayer_bin(), "runner-store", "configure", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 CASES = [

@@ -127,7 +127,7 @@ def _configure(args: argparse.Namespace) -> int:
     elif change.changed:
         sys.stdout.write(change.diff())
         if written:
-            print(f"wrote {change.path} (backup: {change.path}.nixlayer.bak)")
+            print(f"wrote {change.path} (backup: {change.backup})")
     else:
         print(f"{change.path}: already configured, nothing to change")
     if change.image_paths is not None and not args.json:

@@ -56,7 +56,9 @@ class Change:
     after: str
     diff_text: str  # secrets masked
     runners: list[str] = field(default_factory=list)
-    image_paths: int | None = None  # daemon mode --image: store paths made valid on the host
+    # daemon mode --image: the image's store paths, now valid on the host
+    image_paths: int | None = None
+    backup: Path | None = None  # beside the file (a symlink's target)
 
     @property
     def changed(self) -> bool:
@@ -374,6 +376,7 @@ def configure(
             tf.diff(after),
             runners=[str(r.get("name", "")) for r in chosen],
             image_paths=imported,
+            backup=tf.backup,
         )
         if mode == "copy":
             for risk in COPY_RISKS:
