@@ -37,9 +37,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "configure",
         parents=[common],
         help="mount the shared store into docker runners",
-        description="Edit config.toml in place (comments and other runners kept). daemon: "
-        "read-only store, database and daemon socket plus NIX_REMOTE=daemon (recommended). "
-        "copy: seed 002's read-write layout, for hosts without a daemon.",
+        description="Edit config.toml in place (comments, other runners, bytes, owner, mode "
+        "and a symlink kept; runs serialize on a lock; tokens masked in every diff). daemon "
+        "(recommended): the store and the daemon socket read-only plus NIX_REMOTE=daemon; "
+        "refused (exit 3) unless the host nix-daemon sandboxes builds and would not trust "
+        "the runner's jobs. copy: seed 002's read-write layout, for hosts without a daemon.",
     )
     p.add_argument("--config", required=True, metavar="FILE")
     p.add_argument(
@@ -47,14 +49,21 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="runner to configure (repeat; default: every docker runner)",
+        help="runner to configure (repeat; every runner of that name; default: every "
+        "docker runner)",
     )
     p.add_argument("--mode", required=True, choices=["daemon", "copy"])
     p.add_argument(
-        "--dir", metavar="DIR", help="store root on the host (daemon: default the host's own /nix)"
+        "--dir",
+        metavar="DIR",
+        help="store root on the host: the directory that CONTAINS nix/store (daemon: "
+        "default /, the host's own /nix/store; copy: the DIR given to seed)",
     )
     p.add_argument(
-        "--image", metavar="REF", help="also pin the job image (copy: must have a digest)"
+        "--image",
+        metavar="REF",
+        help="also set the job image (daemon: its store paths are imported into the host "
+        "store; copy: NAME@sha256:DIGEST or an image ID sha256:...)",
     )
     p.add_argument(
         "--check",
@@ -103,21 +112,26 @@ def _configure(args: argparse.Namespace) -> int:
         image=args.image,
         check=args.check,
     )
+    written = change.changed and not args.check
     if args.json:
         emit_json(
             {
                 "config": str(change.path),
                 "changed": change.changed,
                 "diff": change.diff(),
-                "written": change.changed and not args.check,
+                "written": written,
+                "runners": change.runners,
+                "image_paths": change.image_paths,
             }
         )
     elif change.changed:
         sys.stdout.write(change.diff())
-        if not args.check:
-            print(f"wrote {change.path} (backup: {change.path}.nixlayer.bak)")
+        if written:
+            print(f"wrote {change.path} (backup: {change.backup})")
     else:
         print(f"{change.path}: already configured, nothing to change")
+    if change.image_paths is not None and not args.json:
+        print(f"{args.image}: {change.image_paths} store paths valid in the host store")
     return 1 if args.check and change.changed else 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from nixlayer.nix.version import Dialect
+from nixlayer.nix.version import Dialect, NixVersion
 
 Argv = list[str]
 # What makes Nix log progress as JSON on stderr. The runner adds it (and leaves it out of
@@ -117,3 +117,38 @@ def chunks(paths: Sequence[str], size: int = 1000) -> list[Sequence[str]]:
 
 def verify_all(store: str) -> Argv:
     return ["store", "verify", "--no-trust", "--store", store, "--all"]
+
+
+def path_info_json(
+    store: str, nix_version: NixVersion, paths: Sequence[str] = (), *, all_paths: bool = False
+) -> Argv:
+    """`nix path-info --json` for `paths` (or every valid path), parsed by
+    nix/nixjson/pathinfo.py. Nix 2.33+ deprecates `--json` alone and older Nix
+    rejects `--json-format`: ask for format 1 (keyed by store path) where it exists.
+    Lix forked before 2.19 and numbers itself 2.9x: it has no such flag."""
+    argv = ["path-info", "--json"]
+    if nix_version.implementation != "lix" and nix_version.version >= (2, 33, 0):
+        argv += ["--json-format", "1"]
+    argv += ["--store", store]
+    return [*argv, "--all"] if all_paths else [*argv, *paths]
+
+
+def show_config(nix_version: NixVersion) -> Argv:
+    """Effective settings as JSON, parsed by nix/nixjson/config.py. Nix 2.20 renamed
+    `nix show-config` to `nix config show` (the old name warns, then may go); Lix
+    (numbered 2.9x, forked before the rename) has only the old name."""
+    argv = ["--extra-experimental-features", "nix-command"]
+    if nix_version.implementation != "lix" and nix_version.version >= (2, 20, 0):
+        return [*argv, "config", "show", "--json"]
+    return [*argv, "show-config", "--json"]
+
+
+def print_invalid(store: str, paths: Sequence[str]) -> Argv:
+    """`nix-store` arguments: print which of `paths` are not valid in `store`."""
+    return ["--store", store, "--check-validity", "--print-invalid", *paths]
+
+
+def import_paths(store: str) -> Argv:
+    """`nix-store` arguments: import an export stream from stdin into `store`. Only
+    for a local store the caller (root) owns: signatures are not required there."""
+    return ["--store", store, "--import", "--option", "require-sigs", "false"]

@@ -25,3 +25,10 @@ class NixVersion:
         if self.implementation == "lix" or self.version >= (2, 19, 0):
             return Dialect.MODERN
         return Dialect.LEGACY
+
+
+def parse_version(text: str) -> NixVersion:
+    """`nix --version` output, read by the typed boundary (nix/nixjson/version.py)."""
+    from nixlayer.nix.nixjson.version import parse
+
+    return parse(text)
