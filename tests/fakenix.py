@@ -21,6 +21,7 @@ from nixlayer.nix.version import NixVersion
 DATA = Path(__file__).parent / "data" / "nix-json"
 
 Effect = Callable[[list[str], str | None], None]
+Answer = Callable[[list[str], str | None], str]
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Rule:
     returncode: int = 0
     effect: Effect | None = None  # e.g. write the flake.lock that `nix flake lock` would
     contains: list[str] = field(default_factory=list)
+    answer: Answer | None = None  # stdout computed from the call, instead of `stdout`
 
     def matches(self, argv: list[str]) -> bool:
         return argv[: len(self.prefix)] == self.prefix and all(c in argv for c in self.contains)
@@ -51,8 +53,10 @@ class FakeNix(Nix):
         returncode: int = 0,
         effect: Effect | None = None,
         contains: Sequence[str] = (),
+        answer: Answer | None = None,
     ) -> FakeNix:
-        self.rules.append(Rule(list(prefix), stdout, stderr, returncode, effect, list(contains)))
+        rule = Rule(list(prefix), stdout, stderr, returncode, effect, list(contains), answer)
+        self.rules.append(rule)
         return self
 
     def version(self) -> NixVersion:
@@ -76,7 +80,8 @@ class FakeNix(Nix):
             return 0, "", ""
         if rule.effect is not None:
             rule.effect(argv, stdin)
-        return rule.returncode, rule.stdout, rule.stderr
+        stdout = rule.answer(argv, stdin) if rule.answer is not None else rule.stdout
+        return rule.returncode, stdout, rule.stderr
 
     def commands(self) -> list[str]:
         """The calls as pasteable lines: what a user would see logged."""

@@ -95,11 +95,6 @@ def path_info_all(store: str) -> Argv:
     return ["path-info", "--all", "--store", store]
 
 
-def path_info_json_all(store: str) -> Argv:
-    """Every valid path with its registration (narHash, references, ...)."""
-    return ["path-info", "--json", "--all", "--store", store]
-
-
 def dump_db(store: str, paths: Sequence[str]) -> Argv:
     """`nix-store` arguments: the registration of `paths` (for --load-db)."""
     return ["--dump-db", *paths, "--store", store]

@@ -11,7 +11,6 @@ leaves at worst unregistered entries, which the next seed removes first.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -26,6 +25,7 @@ from typing import Any
 from nixlayer.errors import InputError, NixlayerError
 from nixlayer.fsutil import state_dir, target_lock
 from nixlayer.nix import commands
+from nixlayer.nix.nixjson import pathinfo
 from nixlayer.nix.runner import Nix
 from nixlayer.runner_store.archive import ImageArchive, ImageView, docker_save_to
 from nixlayer.runner_store.nar import nar_hash
@@ -132,12 +132,13 @@ def _seed(d: Path, archive: ImageArchive, stage: Path, full_verify: bool, nix: N
             "--image-archive", f"{archive.path}: the image has no /nix/var/nix/db/db.sqlite"
         )
     archive.extract(view, set(), stage)
+    listed = nix.run(
+        commands.path_info_json(commands.chroot_store(stage), nix.version(), all_paths=True)
+    )
     image_info = {
-        i["path"]: i
-        for i in json.loads(
-            nix.run(commands.path_info_json_all(commands.chroot_store(stage))).stdout
-        )
-        if os.path.basename(i["path"]) in view.store_paths
+        path: info
+        for path, info in pathinfo.parse(listed.stdout).valid.items()
+        if info.name in view.store_paths
     }
     image_valid = set(image_info)
     have = valid_paths(nix, d)
@@ -157,7 +158,7 @@ def _seed(d: Path, archive: ImageArchive, stage: Path, full_verify: bool, nix: N
             view,
             stage=stage,
             missing=missing,
-            nar_hashes={p: image_info[p]["narHash"] for p in missing},
+            nar_hashes={p: image_info[p].nar_hash for p in missing},
             nix=nix,
         )
     verified = _verify(d, image_valid, missing, full_verify, nix)
