@@ -230,7 +230,7 @@ def test_progress_on_a_terminal(stand_in: StandIn, tmp_path: Path) -> None:
     screen = "".join(chunks)
     # The logged command pastes as the user would type it: without the progress flags
     # nixlayer adds; the progress Nix then logs is parsed, never shown raw.
-    assert "$ nix build path:" in screen and "--log-format" not in screen
+    assert "$ nix build " in screen and "--log-format" not in screen
     assert "@nix {" not in screen
     assert "toplevel=" in (proc.stdout.read() if proc.stdout else "")
 

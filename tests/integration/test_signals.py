@@ -24,7 +24,7 @@ SLOW_FLAKE = """{
       system = "x86_64-linux";
       builder = "/bin/sh";
       marker = "MARKER";
-      args = [ "-c" "echo $$ > $marker; exec sleep 300" ];
+      args = [ "-c" "echo $$ > $marker; exec /bin/sleep 300" ];
     };
   };
 }
@@ -50,6 +50,12 @@ def _children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 out.append(int(entry.name))
     return out
+
+
+def _tree() -> str:
+    return subprocess.run(
+        ["ps", "-eo", "pid,ppid,pgid,stat,args"], capture_output=True, text=True, check=False
+    ).stdout
 
 
 def _wait_for(check: object, timeout: float = 60.0) -> None:
@@ -84,7 +90,7 @@ def test_a_signal_mid_build_ends_nix_before_the_lock_is_released(
         assert proc.poll() is None, proc.communicate()
         builder = int(marker.read_text())
         nix = [p for p in _children(proc.pid) if _alive(p)]
-        assert nix, "nixlayer runs nix as its child"
+        assert nix and _alive(builder), f"nix and its builder run: {_tree()}"
         assert all(os.getpgid(p) == p for p in nix), "each nix leads its own process group"
         lock_fd = os.open(lock_path(root, "slow"), os.O_RDWR)
         if signum == signal.SIGINT:

@@ -113,6 +113,7 @@ def _configure(args: argparse.Namespace) -> int:
         check=args.check,
     )
     written = change.changed and not args.check
+    status = 1 if args.check and change.changed else 0
     if args.json:
         emit_json(
             {
@@ -122,7 +123,9 @@ def _configure(args: argparse.Namespace) -> int:
                 "written": written,
                 "runners": change.runners,
                 "image_paths": change.image_paths,
-            }
+            },
+            exit_code=status,
+            message=f"{change.path} is not configured yet (--check)" if status else None,
         )
     elif change.changed:
         sys.stdout.write(change.diff())
@@ -132,7 +135,7 @@ def _configure(args: argparse.Namespace) -> int:
         print(f"{change.path}: already configured, nothing to change")
     if change.image_paths is not None and not args.json:
         print(f"{args.image}: {change.image_paths} store paths valid in the host store")
-    return 1 if args.check and change.changed else 0
+    return status
 
 
 def _status(args: argparse.Namespace) -> int:
