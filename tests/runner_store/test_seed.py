@@ -130,7 +130,7 @@ def test_kill_9_mid_seed_then_seed_again(tmp_path: Path) -> None:
     [
         (["--dir", "relative/dir"], "--dir: relative/dir is not an absolute path"),
         (["--dir", "/tmp/with space"], "use a plain path"),
-        (["--dir", "/nix/store/x"], "is inside /nix/store"),
+        (["--dir", "/nix/store/x"], "is inside /nix, a system directory"),
         (["--dir", "FILE"], "exists and is not a directory"),
         (["--dir", "OK", "--image-archive-missing"], "no such file"),
         (["--dir", "OK", "--not-an-archive"], "not a readable tar archive"),
@@ -175,28 +175,3 @@ def test_status_of_a_seeded_store(
         cli("runner-store", "status", "--config", str(config), "--dir", str(d), "--json").stdout
     )
     assert out["store"]["healthy"] is False and "unregistered" in out["store"]["problem"]
-
-
-def test_a_layer_cannot_write_through_a_symlink(tmp_path: Path) -> None:
-    import io
-    import tarfile
-
-    from nixlayer.errors import InputError
-    from nixlayer.runner_store.archive import ImageArchive
-
-    buf = io.BytesIO()
-    name = "x" * 32 + "-evil"
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        link = tarfile.TarInfo(f"nix/store/{name}/link")
-        link.type, link.linkname = tarfile.SYMTYPE, str(tmp_path / "outside")
-        tf.addfile(link)
-        data = b"pwned"
-        f = tarfile.TarInfo(f"nix/store/{name}/link/file")
-        f.size = len(data)
-        tf.addfile(f, io.BytesIO(data))
-    (tmp_path / "outside").mkdir()
-    archive = ImageArchive(docker_save(tmp_path / "evil.tar", [buf.getvalue()]))
-    view = archive.view()
-    with pytest.raises(InputError, match="leads outside the store"):
-        archive.extract(view, {name}, tmp_path / "dest")
-    assert not (tmp_path / "outside/file").exists()
