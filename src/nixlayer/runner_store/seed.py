@@ -233,7 +233,7 @@ def _seed(
     )
     state.paths = {p: i.nar_hash for p, i in info.items()}
     record.save(d, state)
-    verified = verify(d, state, set(info), full_verify, nix)
+    verified = verify(d, state, set(info), full_verify, nix, now=None if missing else valid)
     return SeedResult(
         dir=str(d),
         image_paths=len(info),
@@ -323,9 +323,10 @@ class _Installer:
                         canonicalise_dirs(top, keep_writable=True)
                     hashed[name] = hasher.submit(nar_hash_at, stage_fd, name)
 
-                Extractor(self.archive, self.view, stage).extract(names, done)
+                extractor = Extractor(self.archive, self.view, stage)
+                extractor.extract(names, done)
                 got = {n: f.result() for n, f in hashed.items()}
-            self.copy_fallback = None
+            self.copy_fallback = extractor.copier.fallback_reason
             for p in missing:
                 h, size = got.get(os.path.basename(p), ("", -1))
                 want = self.info[p]

@@ -97,11 +97,20 @@ def inspect(
     return f
 
 
-def verify(d: Path, state: record.SeedState, image_paths: set[str], full: bool, nix: Nix) -> int:
+def verify(
+    d: Path,
+    state: record.SeedState,
+    image_paths: set[str],
+    full: bool,
+    nix: Nix,
+    *,
+    now: dict[str, PathInfo] | None = None,
+) -> int:
     """After a seed: raise unless DIR agrees with its database and the image.
     `full` re-hashes every path: with Nix against DIR's database, and here against
-    the hashes nixlayer installed (the image's own)."""
-    now = store.registered(nix, d)
+    the hashes nixlayer installed (the image's own). `now`: DIR's registrations,
+    when nothing was registered since they were read."""
+    now = now if now is not None else store.registered(nix, d)
     found = inspect(d, state, now, image_paths, full)
     problem = found.problem()
     if problem:
