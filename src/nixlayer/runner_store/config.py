@@ -244,20 +244,32 @@ def _set_group(docker: Table, gid: int | None) -> None:
     _add_key(docker, "group_add", arr)
 
 
+def _profiles_tmpfs(docker: Table) -> str:
+    """Options of the per-user profiles tmpfs. Docker gives a tmpfs over a directory
+    the image has (nixos/nix has per-user/) that directory's mode, so `mode=1777`
+    only holds where the image lacks it; a uid:gid the runner fixes owns it."""
+    ident = jobtrust.job_identity(dict(docker))
+    if ident is None:
+        return PROFILES_TMPFS
+    return f"{PROFILES_TMPFS},uid={ident.uid},gid={ident.gid}"
+
+
 def _set_profiles_tmpfs(docker: Table, mode: str) -> None:
-    """Non-root jobs need a writable per-user profiles directory for nix-env and
-    nix profile (the image's is root's, or absent)."""
+    """nix-env and nix profile need a writable per-user profiles directory."""
     tmpfs = docker.get("tmpfs")
     if mode != "daemon":
-        if isinstance(tmpfs, Table | InlineTable) and str(tmpfs.get(PROFILES)) == PROFILES_TMPFS:
+        if isinstance(tmpfs, Table | InlineTable) and str(tmpfs.get(PROFILES, "")).startswith(
+            PROFILES_TMPFS
+        ):
             del tmpfs[PROFILES]
         return
+    opts = _profiles_tmpfs(docker)
     if isinstance(tmpfs, Table | InlineTable):
-        if str(tmpfs.get(PROFILES, "")) != PROFILES_TMPFS:
-            tmpfs[PROFILES] = PROFILES_TMPFS
+        if str(tmpfs.get(PROFILES, "")) != opts:
+            tmpfs[PROFILES] = opts
         return
     inline = tomlkit.inline_table()
-    inline[PROFILES] = PROFILES_TMPFS
+    inline[PROFILES] = opts
     _add_key(docker, "tmpfs", inline)
 
 
