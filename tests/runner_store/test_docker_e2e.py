@@ -259,14 +259,21 @@ def test_daemon_mode_non_root_job_builds(
     runner = runners(daemon_config)["nix-user"]
     assert runner["docker"]["user"] == "1000:1000"
     assert runner["docker"]["group_add"] == [str(SOCKET_GID)]  # written by configure
-    expr = derivation(f"user-job-{uuid.uuid4().hex[:8]}", "echo by-uid-1000 > $out")
-    job = docker_engine.run_job(
-        engine, runner, f"id -u; nix-build --no-out-link -E '{expr}'; nix-env --version"
+    assert runner["docker"]["tmpfs"]["/nix/var/nix/profiles/per-user"].endswith(
+        ",uid=1000,gid=1000"
     )
+    expr = derivation(f"user-job-{uuid.uuid4().hex[:8]}", "echo by-uid-1000 > $out")
+    # nix-env needs a writable per-user profiles directory: the tmpfs configure wrote.
+    script = (
+        f"id -u; OUT=$(nix-build --no-out-link -E '{expr}') && echo $OUT && "
+        "P=/nix/var/nix/profiles/per-user/job && mkdir $P && "
+        'nix-env -p $P/profile --set "$OUT" && cat $P/profile'
+    )
+    job = docker_engine.run_job(engine, runner, script)
     assert job.returncode == 0, job.stderr.decode()
-    lines = job.stdout.decode().split()
-    assert lines[0] == "1000"
-    assert path_valid(daemon.root, lines[1])
+    uid, out, content = job.stdout.decode().split()
+    assert uid == "1000" and content == "by-uid-1000"
+    assert path_valid(daemon.root, out)
 
 
 # --- (c) the host daemon as configure requires it, and one configure refuses --------

@@ -24,12 +24,17 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
-        "--image", metavar="REF", help="image pinned by digest (needs a docker engine)"
+        "--image",
+        metavar="REF",
+        help="image by tag or digest (needs a docker engine); resolved to its image ID, "
+        "which is what is saved and recorded in DIR/.nixlayer/image.json",
     )
     src.add_argument("--image-archive", metavar="FILE", help="a `docker save` tar or an OCI layout")
     p.add_argument("--dir", required=True, metavar="DIR", help="where the shared store lives")
     p.add_argument(
-        "--full-verify", action="store_true", help="re-hash every path, not just new ones"
+        "--full-verify",
+        action="store_true",
+        help="re-hash every path against the image's own hashes and check every layer digest",
     )
     p.set_defaults(handler=_seed)
 
@@ -80,12 +85,27 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=_status)
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signum)
+
+
 def _seed(args: argparse.Namespace) -> int:
+    import signal
+
     from nixlayer.runner_store.seed import seed
 
-    result = seed(
-        args.dir, image=args.image, image_archive=args.image_archive, full_verify=args.full_verify
-    )
+    # SIGTERM/SIGHUP unwind like Ctrl-C, so the seed removes its work directory.
+    old = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        result = seed(
+            args.dir,
+            image=args.image,
+            image_archive=args.image_archive,
+            full_verify=args.full_verify,
+        )
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
     if args.json:
         emit_json(result.to_json())
     else:
@@ -142,9 +162,10 @@ def _status(args: argparse.Namespace) -> int:
     from nixlayer.runner_store.status import status
 
     out = status(args.config, args.dir)
+    code = 0 if out.get("store", {}).get("healthy", True) else 1
     if args.json:
         emit_json(out)
-        return 0
+        return code
     for r in out["runners"]:
         print(f"{r['name']:<24} {r['executor']:<18} {r['mode']:<8} {r['image'] or '-'}")
     store = out.get("store")
@@ -154,4 +175,8 @@ def _status(args: argparse.Namespace) -> int:
             f"store {store['dir']}: {store.get('valid_paths', 0)} paths, "
             f"{store['bytes'] / 1e6:.1f} MB, {health}"
         )
-    return 0
+        for problem in store["problems"][1:]:
+            print(f"  also: {problem}")
+        if store["building"]:
+            print(f"  {len(store['building'])} paths being built by jobs (Nix holds their locks)")
+    return code

@@ -24,18 +24,15 @@ from typing import Any
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import AoT, Array, InlineTable, Table
+from tomlkit.items import AoT, Table
 
 from nixlayer.errors import GuardRefusedError, InputError
-from nixlayer.runner_store import jobtrust, tomlfile
+from nixlayer.runner_store import jobtrust, tomledit, tomlfile
+from nixlayer.runner_store.tomledit import MANAGED, container_path
 
 log = logging.getLogger("nixlayer")
 
 DOCKER_EXECUTORS = ("docker", "docker-autoscaler", "docker+machine", "docker-windows")
-# Container paths nixlayer manages; any other mount of them is replaced.
-MANAGED = ("/nix/store", "/nix/var/nix/db", "/nix/var/nix/daemon-socket", "/nix")
-PROFILES = "/nix/var/nix/profiles/per-user"
-PROFILES_TMPFS = "rw,exec,mode=1777"
 EXACT_IMAGE = re.compile(r"(@sha256:[0-9a-f]{64}|^sha256:[0-9a-f]{64})$")
 _PLAIN_DIR = re.compile(r"^/(?:[A-Za-z0-9._+@-]+(?:/[A-Za-z0-9._+@-]+)*)?$")
 COPY_RISKS = (
@@ -102,11 +99,6 @@ def mounts(mode: str, directory: str) -> list[str]:
     return [f"{prefix}/nix/store:/nix/store:rw", f"{prefix}/nix/var/nix/db:/nix/var/nix/db:rw"]
 
 
-def container_path(volume: str) -> str | None:
-    parts = volume.split(":")
-    return parts[1] if len(parts) >= 2 else None
-
-
 def load(path: Path) -> tomlkit.TOMLDocument:
     try:
         text = path.read_bytes().decode().replace("\r\n", "\n")
@@ -160,107 +152,6 @@ def select(tables: list[Table], names: list[str], path: Path) -> list[Table]:
     return out
 
 
-def _add_key(table: Table, key: str, value: Any) -> None:
-    """Add a key with the indentation its sibling keys use."""
-    indent = next(
-        (
-            item.trivia.indent
-            for k, item in table.value.body
-            if k is not None and not isinstance(item, Table | AoT)
-        ),
-        "",
-    )
-    # Before the table's trailing blank lines and comments (which belong to what follows).
-    body = table.value.body
-    tail: list[Any] = []
-    while body and body[-1][0] is None:
-        tail.insert(0, body.pop())
-    table.add(key, value)
-    table[key].trivia.indent = indent
-    body.extend(tail)
-
-
-def _set_volumes(docker: Table, wanted: list[str]) -> None:
-    existing = docker.get("volumes")
-    if not isinstance(existing, Array):
-        arr = tomlkit.array()
-        arr.extend(wanted)
-        arr.multiline(True)
-        _add_key(docker, "volumes", arr)
-        return
-    # Replace managed mounts in place (first occurrence), drop the rest of them, append.
-    placed: set[str] = set()
-    i = 0
-    while i < len(existing):
-        item = str(existing[i])
-        cp = container_path(item)
-        if cp in MANAGED:
-            want = next((w for w in wanted if container_path(w) == cp), None)
-            if want is not None and cp not in placed:
-                if item != want:
-                    existing[i] = want
-                placed.add(cp)
-                i += 1
-                continue
-            del existing[i]
-            continue
-        i += 1
-    for w in wanted:
-        if container_path(w) not in placed:
-            existing.append(w)
-
-
-def _set_environment(runner: Table, mode: str) -> None:
-    env = runner.get("environment")
-    if mode == "daemon":
-        if not isinstance(env, Array):
-            arr = tomlkit.array()
-            arr.append("NIX_REMOTE=daemon")
-            _add_key(runner, "environment", arr)
-            return
-        idx = [i for i, e in enumerate(env) if str(e).startswith("NIX_REMOTE=")]
-        if not idx:
-            env.append("NIX_REMOTE=daemon")
-            return
-        if str(env[idx[0]]) != "NIX_REMOTE=daemon":
-            env[idx[0]] = "NIX_REMOTE=daemon"
-        for i in reversed(idx[1:]):
-            del env[i]
-    elif isinstance(env, Array):
-        for i in reversed([i for i, e in enumerate(env) if str(e) == "NIX_REMOTE=daemon"]):
-            del env[i]
-
-
-def _set_group(docker: Table, gid: int | None) -> None:
-    if gid is None:
-        return
-    groups = docker.get("group_add")
-    if isinstance(groups, Array):
-        if str(gid) not in [str(g) for g in groups]:
-            groups.append(str(gid))
-        return
-    arr = tomlkit.array()
-    arr.append(str(gid))
-    _add_key(docker, "group_add", arr)
-
-
-def _set_profiles_tmpfs(docker: Table, mode: str) -> None:
-    """Non-root jobs need a writable per-user profiles directory for nix-env and
-    nix profile (the image's is root's, or absent)."""
-    tmpfs = docker.get("tmpfs")
-    if mode != "daemon":
-        if isinstance(tmpfs, Table | InlineTable) and str(tmpfs.get(PROFILES)) == PROFILES_TMPFS:
-            del tmpfs[PROFILES]
-        return
-    if isinstance(tmpfs, Table | InlineTable):
-        if str(tmpfs.get(PROFILES, "")) != PROFILES_TMPFS:
-            tmpfs[PROFILES] = PROFILES_TMPFS
-        return
-    inline = tomlkit.inline_table()
-    inline[PROFILES] = PROFILES_TMPFS
-    _add_key(docker, "tmpfs", inline)
-
-
 def socket_group(directory: str) -> int | None:
     """The group a non-root job needs to reach the daemon's socket, if others can't."""
     sock_dir = Path(directory) / "nix/var/nix/daemon-socket"
@@ -274,23 +165,6 @@ def socket_group(directory: str) -> int | None:
     if not st_sock.st_mode & stat.S_IWOTH:
         return st_sock.st_gid
     return None
-
-
-def _docker_table(runner: Table) -> Table:
-    docker = runner.get("docker")
-    if not isinstance(docker, Table):
-        docker = tomlkit.table()
-        runner.add("docker", docker)
-    return docker
-
-
-def _set_image(docker: Table, image: str) -> None:
-    if str(docker.get("image", "")) == image:
-        return
-    if "image" in docker:
-        docker["image"] = image
-    else:
-        _add_key(docker, "image", image)
 
 
 def _guard_daemon(directory: str, chosen: list[Table]) -> None:
@@ -345,19 +219,19 @@ def configure(
             _guard_daemon(root, chosen)
         gid = socket_group(root) if mode == "daemon" else None
         for runner in chosen:
-            docker = _docker_table(runner)
+            docker = tomledit.docker_table(runner)
             if image is not None:
-                _set_image(docker, image)
+                tomledit.set_image(docker, image)
             if mode == "copy" and not EXACT_IMAGE.search(str(docker.get("image", ""))):
                 raise InputError(
                     "--image",
                     f"runner {runner.get('name')!r}: copy mode needs the exact image (pass "
                     "--image NAME@sha256:DIGEST or --image sha256:IMAGEID)",
                 )
-            _set_volumes(docker, mounts(mode, root))
-            _set_environment(runner, mode)
-            _set_group(docker, gid)
-            _set_profiles_tmpfs(docker, mode)
+            tomledit.set_volumes(docker, mounts(mode, root))
+            tomledit.set_environment(runner, mode)
+            tomledit.set_group(docker, gid)
+            tomledit.set_profiles_tmpfs(docker, mode)
         after = tomlkit.dumps(doc)
         imported = None
         if mode == "daemon" and image is not None and not check:
