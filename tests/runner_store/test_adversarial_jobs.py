@@ -47,7 +47,7 @@ def status(d: Path, tmp_path: Path) -> tuple[int, dict[str, Any]]:
     config = tmp_path / "config.toml"
     config.write_text('[[runners]]\n  name = "a"\n  executor = "docker"\n')
     proc = cli("runner-store", "status", "--config", str(config), "--dir", str(d), "--json")
-    return proc.returncode, json.loads(proc.stdout)["store"] if proc.stdout else {}
+    return proc.returncode, json.loads(proc.stdout)["result"]["store"] if proc.stdout else {}
 
 
 def rewrite_path_and_db(d: Path, path: str) -> None:

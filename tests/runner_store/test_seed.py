@@ -56,12 +56,12 @@ def test_docker_save_seed_is_complete_and_incremental(
     d = tmp_path / "shared"
     first = seed("--image-archive", str(archive), "--dir", str(d))
     assert first.returncode == 0, first.stderr
-    out = json.loads(first.stdout)
+    out = json.loads(first.stdout)["result"]
     assert out["image_paths"] == len(expected) and sorted(out["copied"]) == sorted(expected)
     assert store_paths(d) == expected
     assert not (d / "nix/store/00000000000000000000000000000000-decoy").exists()  # whited out
     run_nix("store", "verify", "--no-trust", "--all", "--store", f"local?root={d}")
-    again = json.loads(seed("--image-archive", str(archive), "--dir", str(d)).stdout)
+    again = json.loads(seed("--image-archive", str(archive), "--dir", str(d)).stdout)["result"]
     assert again["copied"] == [] and again["verified"] == 0
 
 
@@ -76,7 +76,7 @@ def test_oci_seed(image: tuple[Path, set[str], list[bytes]], tmp_path: Path, as_
     proc = seed("--image-archive", str(target), "--dir", str(d), "--full-verify")
     assert proc.returncode == 0, proc.stderr
     assert store_paths(d) == expected
-    assert json.loads(proc.stdout)["verified"] == len(expected)
+    assert json.loads(proc.stdout)["result"]["verified"] == len(expected)
 
 
 def test_a_new_image_copies_only_what_changed(
@@ -93,7 +93,7 @@ def test_a_new_image_copies_only_what_changed(
     extra = build_paths(tmp_path, n=2, size=1000, tag="v2")
     root2 = image_root(tmp_path, "img2", [*sorted(expected), *extra])
     v2 = docker_save(tmp_path / "v2.tar", layers_for(root2))
-    out = json.loads(seed("--image-archive", str(v2), "--dir", str(d)).stdout)
+    out = json.loads(seed("--image-archive", str(v2), "--dir", str(d)).stdout)["result"]
     assert sorted(out["copied"]) == sorted(extra)
     assert store_paths(d) == expected | set(extra)
 
@@ -178,13 +178,13 @@ def test_status_of_a_seeded_store(
     config.write_text('[[runners]]\n  name = "a"\n  executor = "docker"\n')
     out = json.loads(
         cli("runner-store", "status", "--config", str(config), "--dir", str(d), "--json").stdout
-    )
+    )["result"]
     assert out["store"]["healthy"] is True and out["store"]["valid_paths"] == len(expected)
     assert out["store"]["bytes"] > 8 * 20_000
     # Junk a job left (unregistered, no lock held) is reported; Nix deletes it when needed.
     (d / "nix/store/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-leftover").mkdir()
     proc = cli("runner-store", "status", "--config", str(config), "--dir", str(d), "--json")
-    out = json.loads(proc.stdout)
+    out = json.loads(proc.stdout)["result"]
     assert proc.returncode == 0 and out["store"]["unregistered"] == [
         "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-leftover"
     ]
@@ -220,7 +220,7 @@ def test_archive_on_tmpfs_and_dir_on_ext4_falls_back_to_a_plain_copy(
         f"{nixlayer_bin()} runner-store seed --image-archive {shm}/image.tar --dir {d} --json"
     )
     assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    out = json.loads(proc.stdout)["result"]
     assert "cross-device" in (out["copy_fallback"] or "")
     assert store_paths(d) == expected
 
@@ -336,7 +336,7 @@ def test_a_hard_link_into_a_path_dir_already_has_is_copied(tmp_path: Path) -> No
         assert link.islnk() and link.linkname == f"nix/store/{twins[0]}/share/data"
     proc = seed("--image-archive", str(v2), "--dir", str(d))
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["copied"] == [f"/nix/store/{twins[1]}"]
+    assert json.loads(proc.stdout)["result"]["copied"] == [f"/nix/store/{twins[1]}"]
     run_nix("store", "verify", "--no-trust", "--all", "--store", f"local?root={d}")
 
 
@@ -381,7 +381,7 @@ def test_kill_9_leaks_nothing_after_the_next_seed(tmp_path: Path) -> None:
     status_cfg.write_text('[[runners]]\n  name = "a"\n  executor = "docker"\n')
     st = cli("runner-store", "status", "--config", str(status_cfg), "--dir", str(d), "--json")
     assert st.returncode == 1
-    assert any("seed again" in p for p in json.loads(st.stdout)["store"]["problems"])
+    assert any("seed again" in p for p in json.loads(st.stdout)["result"]["store"]["problems"])
     assert seed("--image-archive", str(archive), "--dir", str(d)).returncode == 0
     assert [e for e in os.listdir(state) if e.startswith("seed-")] == []
     st = cli("runner-store", "status", "--config", str(status_cfg), "--dir", str(d), "--json")
@@ -426,6 +426,6 @@ def test_the_seeded_image_is_recorded_and_status_reports_a_mismatch(
     other = _copy_runner_config(tmp_path / "other.toml", d, "nixos/nix@sha256:" + "0" * 64)
     st = cli("runner-store", "status", "--config", str(other), "--dir", str(d), "--json")
     assert st.returncode == 1
-    assert "but DIR was seeded from" in json.loads(st.stdout)["store"]["problem"]
+    assert "but DIR was seeded from" in json.loads(st.stdout)["result"]["store"]["problem"]
     human = cli("runner-store", "status", "--config", str(other), "--dir", str(d))
     assert human.returncode == 1 and "UNHEALTHY" in human.stdout

@@ -164,7 +164,8 @@ def _status(args: argparse.Namespace) -> int:
     out = status(args.config, args.dir)
     code = 0 if out.get("store", {}).get("healthy", True) else 1
     if args.json:
-        emit_json(out)
+        problem = out.get("store", {}).get("problem") if code else None
+        emit_json(out, exit_code=code, message=f"store unhealthy: {problem}" if code else None)
         return code
     for r in out["runners"]:
         print(f"{r['name']:<24} {r['executor']:<18} {r['mode']:<8} {r['image'] or '-'}")
