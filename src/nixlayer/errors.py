@@ -115,5 +115,5 @@ class Interrupted(KeyboardInterrupt):
 
     def __init__(self, signum: int) -> None:
         self.signum = signum
-        self.exit_code = 128 + signum  # 130 for SIGINT, 143 for SIGTERM
+        self.exit_code = 128 + signum  # 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP
         super().__init__(f"interrupted by signal {signum}")

@@ -1,7 +1,7 @@
 """Entry point: parse, dispatch, map errors to exit codes.
 
 Exit codes: 0 ok, 1 failure, 2 bad input or usage, 3 refused by a guard, 130 interrupted
-(SIGINT), 143 terminated (SIGTERM).
+(SIGINT), 143 terminated (SIGTERM), 129 (SIGHUP).
 """
 
 from __future__ import annotations

@@ -85,27 +85,17 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=_status)
 
 
-def _interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(signum)
-
-
 def _seed(args: argparse.Namespace) -> int:
-    import signal
-
     from nixlayer.runner_store.seed import seed
 
-    # SIGTERM/SIGHUP unwind like Ctrl-C, so the seed removes its work directory.
-    old = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        result = seed(
-            args.dir,
-            image=args.image,
-            image_archive=args.image_archive,
-            full_verify=args.full_verify,
-        )
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
+    # SIGINT, SIGTERM and SIGHUP unwind (cli/main.py installs the handlers, which end
+    # the running `nix` first), so the seed removes its work directory.
+    result = seed(
+        args.dir,
+        image=args.image,
+        image_archive=args.image_archive,
+        full_verify=args.full_verify,
+    )
     if args.json:
         emit_json(result.to_json())
     else:

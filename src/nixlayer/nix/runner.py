@@ -287,8 +287,8 @@ def fold_stderr(lines: Iterable[str], progress: ProgressCallback | None = None) 
 
 
 def install_signal_handlers() -> None:
-    """SIGINT and SIGTERM end the running `nix` children, then raise `Interrupted` in the
-    main thread. For the CLI; a library caller keeps its own handlers."""
+    """SIGINT, SIGTERM and SIGHUP end the running `nix` children, then raise `Interrupted`
+    in the main thread (exit 130, 143, 129). For the CLI; a library keeps its caller's."""
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         first = _children.stopping is None
@@ -296,8 +296,8 @@ def install_signal_handlers() -> None:
         if first and _children.may_raise():
             raise Interrupted(signum)
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, handler)
 
 
 def end_children() -> None:
