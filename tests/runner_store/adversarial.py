@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nixlayer.nix.nixjson import pathinfo
 from tests.helpers import run_nix
 from tests.runner_store.images import Crafted, crafted_layer, docker_save, image_config, oci_layout
 
@@ -64,7 +65,9 @@ def build_image(work: Path, sentinel: Path) -> Image:
     out = json.loads(
         run_nix("build", "--no-link", "--json", "-f", str(expr), "--arg", "sentinel", "null")
     )
-    a, b = (o["outputs"]["out"] for o in out)
+    # By name: newer Nix does not keep the list's order in its output.
+    built = sorted((o["outputs"]["out"] for o in out), key=lambda p: p.endswith("-adv-b"))
+    a, b = built
     root = work / "adv-root"
     store = f"local?root={root}"
     run_nix("copy", "--no-check-sigs", "--to", store, a, b)
@@ -85,13 +88,13 @@ def build_image(work: Path, sentinel: Path) -> Image:
         ["nix-store", "--store", store, "--optimise"], capture_output=True, check=True, timeout=60
     )
     assert os.stat(f"{root}{a}/share/data").st_nlink > 1
-    infos = json.loads(run_nix("path-info", "--json", "--all", "--store", store))
+    infos = pathinfo.parse(run_nix("path-info", "--json", "--all", "--store", store)).valid
     return Image(
         root=root,
         a=os.path.basename(a),
         b=os.path.basename(b),
         sym=os.path.basename(sym),
-        hashes={i["path"]: i["narHash"] for i in infos},
+        hashes={p: i.nar_hash for p, i in infos.items()},
         sentinel=sentinel,
     )
 

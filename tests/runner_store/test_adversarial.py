@@ -3,7 +3,6 @@ and nothing unverified is registered (issue 14, Must show 1)."""
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from nixlayer.cli.main import main
+from nixlayer.nix.nixjson import pathinfo
 from tests.helpers import run_nix
 from tests.runner_store.adversarial import Image, build_image, cases, make_sentinel, snapshot
 
@@ -58,7 +58,7 @@ def registered(d: Path) -> dict[str, str]:
     if not (d / "nix/var/nix/db/db.sqlite").exists():
         return {}
     out = run_nix("path-info", "--json", "--all", "--store", f"local?root={d}")
-    return {i["path"]: i["narHash"] for i in json.loads(out)}
+    return {p: i.nar_hash for p, i in pathinfo.parse(out).valid.items()}
 
 
 def assert_store_canonical(d: Path) -> None:

@@ -296,6 +296,8 @@ def install_signal_handlers() -> None:
         if first and _children.may_raise():
             raise Interrupted(signum)
 
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers (main() called from a worker)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, handler)
 
