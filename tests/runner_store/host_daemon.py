@@ -68,7 +68,7 @@ def require_daemon_tools() -> None:
         pytest.skip(f"cannot run a private nix-daemon: {reason}")
 
 
-def start(base: Path, conf: str = SAFE_CONF) -> HostDaemon:
+def start(base: Path, conf: str = SAFE_CONF, args: tuple[str, ...] = ()) -> HostDaemon:
     require_daemon_tools()
     root = base / "root"
     (root / "nix/store").mkdir(parents=True, exist_ok=True)
@@ -92,9 +92,10 @@ def start(base: Path, conf: str = SAFE_CONF) -> HostDaemon:
                 "private",
                 "sh",
                 "-c",
-                'mount --bind "$1" /nix && exec nix-daemon',
+                'mount --bind "$1" /nix && shift && exec nix-daemon "$@"',
                 "sh",
                 str(root / "nix"),
+                *args,
             ],
             env=env,
             stdout=out,
@@ -123,8 +124,8 @@ def stop(daemon: HostDaemon) -> None:
 
 
 @contextlib.contextmanager
-def running(base: Path, conf: str = SAFE_CONF) -> Iterator[HostDaemon]:
-    daemon = start(base, conf)
+def running(base: Path, conf: str = SAFE_CONF, args: tuple[str, ...] = ()) -> Iterator[HostDaemon]:
+    daemon = start(base, conf, args)
     try:
         yield daemon
     finally:

@@ -369,6 +369,26 @@ def test_daemon_mode_refuses_exit_3(
     assert config.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--option", "trusted-users", "root"), "trusted-users entry 'root'"),
+        (("--option", "sandbox", "false"), "sandbox = false"),
+        (("--max-jobs", "2"), "runs with argument '--max-jobs'"),
+    ],
+    ids=["option-trusted-users", "option-sandbox", "other-flag"],
+)
+def test_daemon_mode_reads_the_daemon_command_line(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    """Settings given on the daemon's command line override its nix.conf."""
+    config = _runner(tmp_path)
+    with host_daemon.running(tmp_path / "hd", SAFE_CONF, args) as d:
+        proc = _configure(config, "--mode", "daemon", "--dir", str(d.root), "-q")
+    assert proc.returncode == 3, proc.stderr
+    assert message in proc.stderr, proc.stderr
+
+
 def test_daemon_mode_accepts_an_enforced_untrusted_user(tmp_path: Path) -> None:
     """root stays trusted on the host, but the runner fixes every job's uid:gid."""
     config = _runner(tmp_path, '    user = "1000:1000"\n')

@@ -7,7 +7,8 @@ own Nix binary (`/proc/PID/exe`, so the compiled-in defaults are the daemon's,
 e.g. Debian's) for its settings with exactly the configuration inputs the daemon
 had: its NIX_CONF_DIR, NIX_CONFIG and user configuration files, read from
 /proc/PID/environ and opened through /proc/PID/root (so a daemon in another
-mount namespace is read as it sees its files).
+mount namespace is read as it sees its files), and the `--option` pairs of its
+command line. A configuration file changed since the daemon started is refused.
 
 The daemon is the process whose socket path (NIX_DAEMON_SOCKET_PATH, else
 NIX_STATE_DIR/daemon-socket/socket, in its own mount namespace) is the same inode
@@ -166,6 +167,31 @@ def _check_unchanged(pid: int, inputs: dict[str, str]) -> None:
             )
 
 
+# Daemon arguments that do not touch settings (`nix daemon` or `nix-daemon`).
+_HARMLESS_ARGS = frozenset({"daemon", "--daemon", "-v", "--verbose", "--debug", "-vv", "-vvv"})
+
+
+def _cmdline_options(pid: int) -> list[str]:
+    """`--option NAME VALUE` from the daemon's command line (they override its files);
+    any other argument could change a setting in ways not modelled here: refuse."""
+    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    argv = [a.decode(errors="replace") for a in raw.removesuffix(b"\0").split(b"\0")[1:]]
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--option" and i + 2 < len(argv):
+            out += argv[i : i + 3]
+            i += 3
+        elif argv[i] in _HARMLESS_ARGS:
+            i += 1
+        else:
+            raise GuardRefusedError(
+                f"the nix-daemon (pid {pid}) runs with argument {argv[i]!r}, whose effect on "
+                "its settings nixlayer cannot check; use nix.conf (or --option NAME VALUE)"
+            )
+    return out
+
+
 def daemon_info(store_root: str) -> DaemonInfo:
     sock = socket_path(store_root)
     pid = find_daemon(sock)
@@ -174,7 +200,7 @@ def daemon_info(store_root: str) -> DaemonInfo:
     nix = Nix(binary=f"/proc/{pid}/exe", env=inputs)
     try:
         version = nix.version()
-        out = nix.run(commands.show_config(version)).stdout
+        out = nix.run([*commands.show_config(version), *_cmdline_options(pid)]).stdout
         settings = parse_settings(out)
     except (NixError, ConfigFormatError) as exc:
         raise GuardRefusedError(
