@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,3 +50,28 @@ def own_stand_in(tmp_path: Path) -> StandIn:
 @pytest.fixture
 def nix_available() -> None:
     _require_nix()
+
+
+def pytest_report_header() -> str:
+    """Which Nix this run tests, and on which store."""
+    nix = shutil.which("nix")
+    if nix is None:
+        return "nix: not on PATH"
+    proc = subprocess.run(
+        [nix, "--version"], check=False, capture_output=True, text=True, timeout=30
+    )
+    return f"nix: {proc.stdout.strip()} ({nix})"
+
+
+# The layers that drive real Nix: `-m nix` selects them (CI runs them on every Nix
+# version), `-m "not nix"` leaves the units and the flows on the fake Nix, which run anywhere.
+_REAL_NIX_DIRS = {"integration", "e2e", "fleet", "layer", "runner_store"}
+_REAL_NIX_FIXTURES = {"stand_in", "own_stand_in", "nix_available", "layered"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        layer = item.path.parent.name
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if layer in _REAL_NIX_DIRS or fixtures & _REAL_NIX_FIXTURES:
+            item.add_marker(pytest.mark.nix)

@@ -17,7 +17,9 @@ from nixlayer.closure.lock import lock_config
 from nixlayer.closure.render import render_config
 from nixlayer.closure.run import run_closure
 from nixlayer.closure.spec import Override, Share, VMSpec
+from nixlayer.nix.nixjson import flakelock
 from nixlayer.nix.runner import Nix
+from nixlayer.nix.version import Dialect
 from tests.helpers import StandIn, run_nix, ssh_key
 
 pytestmark = pytest.mark.nix
@@ -180,35 +182,45 @@ def test_aarch64_system_is_rendered_and_evaluates(stand_in: StandIn, tmp_path: P
     assert json.loads(out) == "aarch64-linux"
 
 
-def _shim(tmp_path: Path, version_line: str) -> Path:
-    """A `nix` that reports a newer version, records each argv, and runs the modern
-    `flake update --flake` through Nix 2.8's equivalent (newer Nix cannot run here)."""
+def _recording(tmp_path: Path, version_line: str | None = None) -> Path:
+    """A `nix` that records each argv and runs the real one. With `version_line` it is
+    the one shim left: it reports a Nix that cannot run here (Lix), and hands the modern
+    `flake update --flake` to a real Nix older than 2.19 in that Nix's own words."""
     real = shutil.which("nix")
+    legacy = Nix().version().dialect is Dialect.LEGACY
     log = tmp_path / "argv.log"
     shim = tmp_path / "nix"
-    shim.write_text(f"""#!/bin/sh
-printf '%s\\n' "$*" >> {log}
-if [ "$1" = "--version" ]; then echo '{version_line}'; exit 0; fi
-if [ "$1 $2 $3" = "flake update --flake" ]; then
+    fake_version = (
+        f"if [ \"$1\" = --version ]; then echo '{version_line}'; exit 0; fi" if version_line else ""
+    )
+    translate = (
+        """if [ "$1 $2 $3" = "flake update --flake" ]; then
   ref="$4"; shift 4
   set -- flake lock "$ref" $(for i in "$@"; do printf -- '--update-input %s ' "$i"; done)
-fi
+fi"""
+        if version_line and legacy
+        else ""
+    )
+    shim.write_text(f"""#!/bin/sh
+printf '%s\\n' "$*" >> {log}
+{fake_version}
+{translate}
 exec {real} "$@"
 """)
     shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
     return shim
 
 
-@pytest.mark.parametrize(
-    ("version_line", "expect_modern"),
-    [("nix (Nix) 2.24.9", True), ("nix (Lix, like Nix) 2.91.1", True), ("nix (Nix) 2.18.1", False)],
-)
-def test_lock_speaks_the_detected_dialect(
-    stand_in: StandIn, tmp_path: Path, version_line: str, expect_modern: bool
+@pytest.mark.parametrize("version_line", [None, "nix (Lix, like Nix) 2.91.1"])
+def test_lock_speaks_the_dialect_of_the_nix_it_runs(
+    stand_in: StandIn, tmp_path: Path, version_line: str | None
 ) -> None:
+    """On the real Nix of this run (2.8: legacy; 2.26, 2.34: modern), and on Lix through
+    the shim: the override is re-pinned, and its pin really moves."""
     src = tmp_path / "src"
     src.mkdir()
-    nix = Nix(binary=str(_shim(tmp_path, version_line)))
+    (src / "README").write_text("one\n")
+    nix = Nix(binary=str(_recording(tmp_path, version_line)))
     spec = VMSpec(
         vm_name="vm",
         profiles=(),
@@ -216,16 +228,24 @@ def test_lock_speaks_the_detected_dialect(
         library=str(stand_in.library),
         overrides=(Override(pkg="fio", src=str(src)),),
     )
+    cdir = tmp_path / "vms" / "vm"
     run_closure(spec, root=tmp_path / "vms", nix=nix)
-    lock_config(tmp_path / "vms" / "vm", nix=nix)
+    before = flakelock.read(cdir / "flake.lock")
+    (src / "README").write_text("two\n")
+    lock_config(cdir, nix=nix)
+    after = flakelock.read(cdir / "flake.lock")
+    assert before is not None and after is not None
+    assert after.locked("fio-src")["narHash"] != before.locked("fio-src")["narHash"]
+    assert after.locked("nixos-flake") == before.locked("nixos-flake")
     calls = (tmp_path / "argv.log").read_text().splitlines()
     assert calls.count("--version") == 1  # detected once per process
     lock_calls = [c for c in calls if c.startswith("flake ")]
-    if expect_modern:
-        assert lock_calls[-1] == f"flake update --flake path:{tmp_path}/vms/vm fio-src"
+    modern = version_line is not None or Nix().version().dialect is Dialect.MODERN
+    if modern:
+        assert lock_calls[-1] == f"flake update --flake path:{cdir} fio-src"
         assert not any("--update-input" in c for c in lock_calls)
     else:
-        assert lock_calls[-1] == f"flake lock path:{tmp_path}/vms/vm --update-input fio-src"
+        assert lock_calls[-1] == f"flake lock path:{cdir} --update-input fio-src"
 
 
 def test_spec_update_lock_and_forced_host_role(own_stand_in: StandIn, tmp_path: Path) -> None:

@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from nixlayer.errors import NixOutputError
 from nixlayer.nix import commands
+from nixlayer.nix.nixjson.version import parse as parse_version
 from nixlayer.nix.progress import BuildProgress
-from nixlayer.nix.version import Dialect, parse_version
+from nixlayer.nix.version import Dialect
 
 
 @pytest.mark.parametrize(
@@ -30,7 +32,7 @@ def test_version_and_dialect(
 
 
 def test_unparsable_version() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(NixOutputError):
         parse_version("something else")
 
 

@@ -1,8 +1,8 @@
 """Entry point: parse, dispatch, map errors to exit codes.
 
-Exit codes: 0 ok, 1 failure, 2 bad input or usage, 3 refused by a guard, 130 interrupted.
-Whatever happens, stderr gets one line per error (never a traceback) and, under
-`--json`, stdout gets exactly one envelope.
+Exit codes: 0 ok, 1 failure, 2 bad input or usage, 3 refused by a guard, 130 interrupted
+(SIGINT), 143 terminated (SIGTERM), 129 (SIGHUP). Whatever happens, stderr gets one line
+per error (never a traceback) and, under `--json`, stdout gets exactly one envelope.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from nixlayer.cli.output import (
     setup_logging,
     start_json,
 )
-from nixlayer.errors import GuardRefusedError, InputError, NixError, NixlayerError
+from nixlayer.errors import GuardRefusedError, InputError, Interrupted, NixError, NixlayerError
+from nixlayer.nix.runner import end_children, install_signal_handlers
 from nixlayer.safeload import show
 
 # errnos that say "this path is no good" rather than "the system failed".
@@ -201,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_mode = bool(getattr(args, "json", False))
     setup_logging(args.verbose, args.quiet)
     start_json(command_name(args), json_mode, stdout=sys.stdout)
+    install_signal_handlers()
     code, err = _dispatch(args, parser, verbose=args.verbose)
     finish_json(code, err)
     return code
@@ -216,9 +218,11 @@ def _dispatch(
             _check_argv_text(args, _flag_names(leaf))
             code: int = args.handler(args)
         return code, None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        end_children()  # no `nix` outlives us (the runner already ended its own)
+        status = exc.exit_code if isinstance(exc, Interrupted) else 130
         error("interrupted")
-        return 130, {"kind": "interrupted", "message": "interrupted"}
+        return status, {"kind": "interrupted", "message": "interrupted"}
     except NixError as exc:
         error(f"nix failed (exit {exc.returncode}): {exc.command}")
         sys.stderr.write(exc.stderr.rstrip() + "\n" if exc.stderr.strip() else "")

@@ -24,12 +24,17 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
-        "--image", metavar="REF", help="image pinned by digest (needs a docker engine)"
+        "--image",
+        metavar="REF",
+        help="image by tag or digest (needs a docker engine); resolved to its image ID, "
+        "which is what is saved and recorded in DIR/.nixlayer/image.json",
     )
     src.add_argument("--image-archive", metavar="FILE", help="a `docker save` tar or an OCI layout")
     p.add_argument("--dir", required=True, metavar="DIR", help="where the shared store lives")
     p.add_argument(
-        "--full-verify", action="store_true", help="re-hash every path, not just new ones"
+        "--full-verify",
+        action="store_true",
+        help="re-hash every path against the image's own hashes and check every layer digest",
     )
     p.set_defaults(handler=_seed)
 
@@ -37,9 +42,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "configure",
         parents=[common],
         help="mount the shared store into docker runners",
-        description="Edit config.toml in place (comments and other runners kept). daemon: "
-        "read-only store, database and daemon socket plus NIX_REMOTE=daemon (recommended). "
-        "copy: seed 002's read-write layout, for hosts without a daemon.",
+        description="Edit config.toml in place (comments, other runners, bytes, owner, mode "
+        "and a symlink kept; runs serialize on a lock; tokens masked in every diff). daemon "
+        "(recommended): the store and the daemon socket read-only plus NIX_REMOTE=daemon; "
+        "refused (exit 3) unless the host nix-daemon sandboxes builds and would not trust "
+        "the runner's jobs. copy: seed 002's read-write layout, for hosts without a daemon.",
     )
     p.add_argument("--config", required=True, metavar="FILE")
     p.add_argument(
@@ -47,14 +54,21 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="runner to configure (repeat; default: every docker runner)",
+        help="runner to configure (repeat; every runner of that name; default: every "
+        "docker runner)",
     )
     p.add_argument("--mode", required=True, choices=["daemon", "copy"])
     p.add_argument(
-        "--dir", metavar="DIR", help="store root on the host (daemon: default the host's own /nix)"
+        "--dir",
+        metavar="DIR",
+        help="store root on the host: the directory that CONTAINS nix/store (daemon: "
+        "default /, the host's own /nix/store; copy: the DIR given to seed)",
     )
     p.add_argument(
-        "--image", metavar="REF", help="also pin the job image (copy: must have a digest)"
+        "--image",
+        metavar="REF",
+        help="also set the job image (daemon: its store paths are imported into the host "
+        "store; copy: NAME@sha256:DIGEST or an image ID sha256:...)",
     )
     p.add_argument(
         "--check",
@@ -74,6 +88,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def _seed(args: argparse.Namespace) -> int:
     from nixlayer.runner_store.seed import seed
 
+    # SIGINT, SIGTERM and SIGHUP unwind (cli/main.py installs the handlers, which end
+    # the running `nix` first), so the seed removes its work directory.
     with progress(progress_enabled(args), "seed") as update:
         result = with_progress(
             seed,
@@ -109,31 +125,41 @@ def _configure(args: argparse.Namespace) -> int:
         image=args.image,
         check=args.check,
     )
+    written = change.changed and not args.check
+    status = 1 if args.check and change.changed else 0
     if args.json:
         emit_json(
             {
                 "config": str(change.path),
                 "changed": change.changed,
                 "diff": change.diff(),
-                "written": change.changed and not args.check,
-            }
+                "written": written,
+                "runners": change.runners,
+                "image_paths": change.image_paths,
+            },
+            exit_code=status,
+            message=f"{change.path} is not configured yet (--check)" if status else None,
         )
     elif change.changed:
         sys.stdout.write(change.diff())
-        if not args.check:
-            print(f"wrote {change.path} (backup: {change.path}.nixlayer.bak)")
+        if written:
+            print(f"wrote {change.path} (backup: {change.backup})")
     else:
         print(f"{change.path}: already configured, nothing to change")
-    return 1 if args.check and change.changed else 0
+    if change.image_paths is not None and not args.json:
+        print(f"{args.image}: {change.image_paths} store paths valid in the host store")
+    return status
 
 
 def _status(args: argparse.Namespace) -> int:
     from nixlayer.runner_store.status import status
 
     out = status(args.config, args.dir)
+    code = 0 if out.get("store", {}).get("healthy", True) else 1
     if args.json:
-        emit_json(out)
-        return 0
+        problem = out.get("store", {}).get("problem") if code else None
+        emit_json(out, exit_code=code, message=f"store unhealthy: {problem}" if code else None)
+        return code
     for r in out["runners"]:
         print(f"{r['name']:<24} {r['executor']:<18} {r['mode']:<8} {r['image'] or '-'}")
     store = out.get("store")
@@ -143,4 +169,8 @@ def _status(args: argparse.Namespace) -> int:
             f"store {store['dir']}: {store.get('valid_paths', 0)} paths, "
             f"{store['bytes'] / 1e6:.1f} MB, {health}"
         )
-    return 0
+        for problem in store["problems"][1:]:
+            print(f"  also: {problem}")
+        if store["building"]:
+            print(f"  {len(store['building'])} paths being built by jobs (Nix holds their locks)")
+    return code

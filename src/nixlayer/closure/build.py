@@ -14,9 +14,11 @@ from nixlayer.closure.lock import check_config_dir
 from nixlayer.closure.manifest import Manifest, read_manifest
 from nixlayer.closure.paths import prepare_root
 from nixlayer.closure.results import BuildResult
-from nixlayer.errors import InputError, NixlayerError
+from nixlayer.errors import InputError, NixlayerError, NixOutputError
 from nixlayer.fsutil import state_dir, target_lock
 from nixlayer.nix import commands, nixlang
+from nixlayer.nix.nixjson import build as build_json
+from nixlayer.nix.nixjson import evaluate
 from nixlayer.nix.runner import Nix, ProgressCallback
 
 
@@ -121,16 +123,17 @@ def check_overrides(nix: Nix, flake: str, manifest: Manifest) -> None:
 def out_path(stdout: str) -> str | None:
     """The `out` output in `nix build --json`'s report (every dialect prints one)."""
     try:
-        built = json.loads(stdout)
-        return str(built[0]["outputs"]["out"])
-    except (json.JSONDecodeError, LookupError, TypeError):
+        return build_json.out_path(stdout)
+    except NixOutputError:
         return None
 
 
 def _evaluated_initrd(nix: Nix, flake: str, configuration: str) -> str | None:
     """No initrd in the bootspec: build the configuration's initial ramdisk."""
     base = f"{flake}#nixosConfigurations.{nixlang.attr_name(configuration)}.config.system"
-    file_name = json.loads(nix.run(commands.eval_json(f"{base}.boot.loader.initrdFile")).stdout)
+    file_name = evaluate.string(
+        nix.run(commands.eval_json(f"{base}.boot.loader.initrdFile")).stdout
+    )
     proc = nix.run(
         commands.build(f"{base}.build.initialRamdisk", out_link=None, progress_json=False)
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -11,6 +10,7 @@ from nixlayer.closure.catalog import NIXOS_FLAKE_CATALOG, Catalog, load_catalog
 from nixlayer.errors import InputError
 from nixlayer.nix import commands
 from nixlayer.nix.flakeref import normalize_ref
+from nixlayer.nix.nixjson import metadata
 from nixlayer.nix.runner import Nix
 
 TEMPLATE_PATH = "templates/imageless/flake.nix"
@@ -37,8 +37,8 @@ def resolve_library(raw: str, nix: Nix | None = None, catalog: Catalog | None = 
             raise InputError("library", f"{raw!r}: {path} has no flake.nix")
         source = path
     else:
-        meta = json.loads((nix or Nix()).run(commands.flake_metadata(ref)).stdout)
-        source = Path(meta["path"])
+        meta = metadata.parse((nix or Nix()).run(commands.flake_metadata(ref)).stdout)
+        source = Path(meta.path)
     template_file = source / TEMPLATE_PATH
     if template_file.is_file():
         try:

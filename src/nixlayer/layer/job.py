@@ -23,6 +23,7 @@ from nixlayer.errors import InputError, NixError
 from nixlayer.layer.base import BaseRef
 from nixlayer.layer.kinds import KINDS, Kind
 from nixlayer.nix import commands
+from nixlayer.nix.nixjson import evaluate
 from nixlayer.nix.nixlang import attr_name
 from nixlayer.nix.runner import Nix
 
@@ -169,7 +170,7 @@ def configuration_name(
         raise InputError(
             "base", f"cannot evaluate the job over {base.ref}: {exc.first_error()}"
         ) from exc
-    names: list[str] = json.loads(out)
+    names = evaluate.names(out)
     wanted = [explicit] if explicit else [socket.gethostname().split(".")[0], "default"]
     for name in wanted:
         if name in names:

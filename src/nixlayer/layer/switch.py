@@ -5,7 +5,6 @@ refuse it if a protected unit would bounce or a switch inhibitor differs, else a
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -25,6 +24,7 @@ from nixlayer.layer.state import Applied, State, generation, load, locked, save
 from nixlayer.layer.state import Pending as PendingRecord
 from nixlayer.layer.where import Where
 from nixlayer.nix import commands
+from nixlayer.nix.nixjson import build as build_json
 from nixlayer.nix.runner import Nix, ProgressCallback
 from nixlayer.planner.model import Action, SwitchPlan
 
@@ -74,7 +74,7 @@ def build_layer(
         extra=[*commands.override_input("base", base_ref.ref), "--no-write-lock-file"],
     )
     out = nix.run(argv, progress=progress).stdout
-    return base_ref, config, str(json.loads(out)[0]["outputs"]["out"])
+    return base_ref, config, build_json.out_path(out)
 
 
 def switch(

@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from nixlayer.nix.version import Dialect
+from nixlayer.nix.version import Dialect, NixVersion
 
 Argv = list[str]
+# What makes Nix log progress as JSON on stderr. The runner adds it (and leaves it out of
+# the logged command, which stays pasteable).
+PROGRESS_FLAGS = ["--log-format", "internal-json", "-v"]
 
 
 def version() -> Argv:
@@ -42,7 +45,7 @@ def build(
     argv = ["build", installable, "--json"]
     argv += ["--out-link", str(out_link)] if out_link is not None else ["--no-link"]
     if progress_json:
-        argv += ["--log-format", "internal-json", "-v"]
+        argv += PROGRESS_FLAGS
     return argv + list(extra)
 
 
@@ -95,11 +98,6 @@ def chroot_store(root: Path) -> str:
 
 def path_info_all(store: str) -> Argv:
     return ["path-info", "--all", "--store", store]
-
-
-def path_info_json_all(store: str) -> Argv:
-    """Every valid path with its registration (narHash, references, ...)."""
-    return ["path-info", "--json", "--all", "--store", store]
 
 
 def dump_db(store: str, paths: Sequence[str]) -> Argv:
@@ -156,3 +154,38 @@ def realise(drvs: Sequence[str], *, keep_going: bool = True) -> Argv:
 def build_log(installable: str) -> Argv:
     """The stored build log of a derivation (or its output)."""
     return ["log", installable]
+
+
+def path_info_json(
+    store: str, nix_version: NixVersion, paths: Sequence[str] = (), *, all_paths: bool = False
+) -> Argv:
+    """`nix path-info --json` for `paths` (or every valid path), parsed by
+    nix/nixjson/pathinfo.py. Nix 2.33+ deprecates `--json` alone and older Nix
+    rejects `--json-format`: ask for format 1 (keyed by store path) where it exists.
+    Lix forked before 2.19 and numbers itself 2.9x: it has no such flag."""
+    argv = ["path-info", "--json"]
+    if nix_version.implementation != "lix" and nix_version.version >= (2, 33, 0):
+        argv += ["--json-format", "1"]
+    argv += ["--store", store]
+    return [*argv, "--all"] if all_paths else [*argv, *paths]
+
+
+def show_config(nix_version: NixVersion) -> Argv:
+    """Effective settings as JSON, parsed by nix/nixjson/config.py. Nix 2.20 renamed
+    `nix show-config` to `nix config show` (the old name warns, then may go); Lix
+    (numbered 2.9x, forked before the rename) has only the old name."""
+    argv = ["--extra-experimental-features", "nix-command"]
+    if nix_version.implementation != "lix" and nix_version.version >= (2, 20, 0):
+        return [*argv, "config", "show", "--json"]
+    return [*argv, "show-config", "--json"]
+
+
+def print_invalid(store: str, paths: Sequence[str]) -> Argv:
+    """`nix-store` arguments: print which of `paths` are not valid in `store`."""
+    return ["--store", store, "--check-validity", "--print-invalid", *paths]
+
+
+def import_paths(store: str) -> Argv:
+    """`nix-store` arguments: import an export stream from stdin into `store`. Only
+    for a local store the caller (root) owns: signatures are not required there."""
+    return ["--store", store, "--import", "--option", "require-sigs", "false"]

@@ -1,7 +1,13 @@
 """The one subprocess wrapper around `nix`.
 
-Every command is logged as a line that can be pasted into a shell. Failures
-raise `NixError` carrying Nix's own error text.
+Every command is logged as a line that pastes into a shell: the command as the user would
+type it, without the `--log-format internal-json -v` that nixlayer adds to read progress.
+Failures raise `NixError` carrying Nix's own error text; warnings are logged whole.
+
+Each `nix` runs in its own process group, so a terminal's Ctrl-C reaches nixlayer, not
+Nix. On SIGINT or SIGTERM (handlers installed by the CLI) nixlayer forwards the signal to
+every running `nix`, waits for them to end (then kills what is left), and only then lets
+the `Interrupted` exception unwind: locks held around a `nix` call are released after it.
 """
 
 from __future__ import annotations
@@ -10,15 +16,25 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from types import FrameType
 
-from nixlayer.errors import NixError, NixNotFoundError
+from nixlayer.errors import (
+    Interrupted,
+    NixError,
+    NixNotFoundError,
+    NixOutputError,
+    nix_messages,
+)
 from nixlayer.nix import commands
+from nixlayer.nix.nixjson import version as version_json
 from nixlayer.nix.progress import BuildProgress
-from nixlayer.nix.version import NixVersion, parse_version
+from nixlayer.nix.version import NixVersion
 
 log = logging.getLogger("nixlayer.nix")
 
@@ -26,6 +42,22 @@ ProgressCallback = Callable[[BuildProgress], None]
 
 _version_cache: dict[str, NixVersion] = {}
 _version_lock = threading.Lock()
+# How long a signalled `nix` gets to end its builds before it is killed.
+GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class NixResult:
+    """What a successful `nix` printed."""
+
+    command: str  # the pasteable line that was logged
+    stdout: str
+    stderr: str
+
+    @property
+    def warnings(self) -> list[str]:
+        """Nix's warnings, each whole (with its indented and `• …` lines)."""
+        return [text for level, text in nix_messages(self.stderr) if level == "warning"]
 
 
 @dataclass
@@ -50,10 +82,11 @@ class Nix:
             cached = _version_cache.get(self.binary)
             if cached is None:
                 # Without self.options: they are for real work, not the version probe.
-                out = Nix(binary=self.binary, env=self.env).run(commands.version()).stdout
+                probe = Nix(binary=self.binary, env=self.env)
+                out = probe.run(commands.version(), log_level=logging.DEBUG).stdout
                 try:
-                    cached = parse_version(out)
-                except ValueError as exc:
+                    cached = version_json.parse(out)
+                except NixOutputError as exc:
                     raise NixNotFoundError(f"{self.binary}: {exc}") from exc
                 _version_cache[self.binary] = cached
             return cached
@@ -66,63 +99,209 @@ class Nix:
         progress: ProgressCallback | None = None,
         tool: str = "nix",
         stdin: str | None = None,
-    ) -> subprocess.CompletedProcess[str]:
+        log_level: int = logging.INFO,
+    ) -> NixResult:
         """Run `nix args...`; raise NixError on a non-zero exit.
 
-        With `progress`, stderr is read line by line as internal JSON and each
-        update is handed to the callback (the argv must ask for that log format).
+        With `progress`, Nix logs internal JSON on stderr; each update is handed to the
+        callback, and Nix's messages are reassembled into a human stderr.
         """
         argv = self.argv(args, tool)
-        line = shlex.join(argv)
-        log.info("$ %s", line)
+        if progress is not None and not _has_progress_flags(argv):
+            argv += commands.PROGRESS_FLAGS
+        line = display(argv)
+        log.log(log_level, "$ %s", line)
+        returncode, stdout, stderr = self.execute(argv, cwd=cwd, stdin=stdin, progress=progress)
+        if returncode != 0:
+            raise NixError(line, returncode, stderr)
+        result = NixResult(command=line, stdout=stdout, stderr=stderr)
+        for warning in result.warnings:
+            log.warning("nix: %s", warning)
+        return result
+
+    def execute(
+        self,
+        argv: list[str],
+        *,
+        cwd: str | None = None,
+        stdin: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> tuple[int, str, str]:
+        """Run one process: (exit status, stdout, stderr). The recording fake Nix of the
+        flow tests replaces only this."""
         if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
             raise NixNotFoundError(
                 f"cannot find {argv[0]!r}: install Nix, or set NIXLAYER_NIX to its path"
             )
         env = {**os.environ, **self.env} if self.env else None
-        if progress is None:
-            proc = subprocess.run(
-                argv, check=False, capture_output=True, text=True, cwd=cwd, env=env, input=stdin
-            )
-            stderr = proc.stderr
-        else:
-            proc, stderr = self._run_streaming(argv, cwd, env, progress)
-        if proc.returncode != 0:
-            raise NixError(line, proc.returncode, stderr)
-        for warning in _warnings(stderr):
-            log.info("%s", warning)
-        return proc
+        return _children.run(argv, cwd, env, stdin, progress)
 
-    @staticmethod
-    def _run_streaming(
+
+def display(argv: Sequence[str]) -> str:
+    """The pasteable line for `argv`: without the progress flags nixlayer adds."""
+    flags = commands.PROGRESS_FLAGS
+    shown = list(argv)
+    for i in range(len(shown) - len(flags) + 1):
+        if shown[i : i + len(flags)] == flags:
+            del shown[i : i + len(flags)]
+            break
+    return shlex.join(shown)
+
+
+def _has_progress_flags(argv: list[str]) -> bool:
+    return display(argv) != shlex.join(argv)
+
+
+class _Children:
+    """The running `nix` processes, so that a signal can end them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()  # the signal handler may run while it is held
+        self._procs: set[subprocess.Popen[str]] = set()
+        self._local = threading.local()
+        self.stopping: int | None = None  # the signal that asked us to stop
+
+    @contextmanager
+    def _bookkeeping(self) -> Iterator[None]:
+        """While the set of children changes, a signal handler must not raise: it would
+        leave a started `nix` unrecorded. The handler defers; we raise after."""
+        self._local.busy = True
+        try:
+            with self._lock:
+                yield
+        finally:
+            self._local.busy = False
+
+    def may_raise(self) -> bool:
+        return not getattr(self._local, "busy", False)
+
+    def run(
+        self,
         argv: list[str],
         cwd: str | None,
         env: Mapping[str, str] | None,
-        progress: ProgressCallback,
-    ) -> tuple[subprocess.CompletedProcess[str], str]:
-        state = BuildProgress()
-        plain: list[str] = []
-        with subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env
-        ) as proc:
-            stdout_chunks: list[str] = []
-            reader = threading.Thread(
-                target=lambda: stdout_chunks.append(proc.stdout.read() if proc.stdout else ""),
-                daemon=True,
+        stdin: str | None,
+        progress: ProgressCallback | None,
+    ) -> tuple[int, str, str]:
+        with self._bookkeeping():
+            if self.stopping is not None:
+                raise Interrupted(self.stopping)
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=cwd,
+                env=env,
+                process_group=0,
             )
-            reader.start()
-            assert proc.stderr is not None
-            for raw in proc.stderr:
-                if state.feed(raw.rstrip("\n")):
-                    progress(state)
-                else:
-                    plain.append(raw)
-            reader.join()
-            returncode = proc.wait()
-        # Reassemble a human stderr: Nix's messages (errors, warnings) plus any plain lines.
-        text = "".join(plain) + "\n".join(m for level, m in state.messages if level <= 1)
-        return subprocess.CompletedProcess(argv, returncode, "".join(stdout_chunks), text), text
+            self._procs.add(proc)
+        try:
+            if self.stopping is not None:  # a signal came while we were starting it
+                raise Interrupted(self.stopping)
+            if progress is None:
+                stdout, stderr = proc.communicate(stdin)
+            else:
+                stdout, stderr = _stream(proc, progress)
+        except BaseException:
+            _end(proc, self.stopping or signal.SIGTERM)
+            with self._bookkeeping():
+                self._procs.discard(proc)
+            raise
+        with self._bookkeeping():
+            self._procs.discard(proc)
+        if self.stopping is not None:
+            # Asked to stop while it ran: what it printed is not a result.
+            raise Interrupted(self.stopping)
+        return proc.returncode, stdout, stderr
+
+    def stop(self, signum: int) -> None:
+        """Forward `signum` to every running `nix` (its whole process group)."""
+        with self._lock:
+            self.stopping = self.stopping or signum
+            procs = list(self._procs)
+        for proc in procs:
+            _signal_group(proc, signum)
+
+    def end_all(self, timeout: float = GRACE_SECONDS) -> None:
+        """Wait for every running `nix` to end (killing the ones that take too long)."""
+        with self._lock:
+            procs = list(self._procs)
+        for proc in procs:
+            _end(proc, self.stopping or signal.SIGTERM, timeout)
+
+    def reset(self) -> None:
+        """Forget a stop (tests run many commands in one process)."""
+        self.stopping = None
 
 
-def _warnings(stderr: str) -> list[str]:
-    return [ln for ln in stderr.splitlines() if ln.startswith("warning:")]
+_children = _Children()
+
+
+def _signal_group(proc: subprocess.Popen[str], signum: int) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signum)
+
+
+def _end(proc: subprocess.Popen[str], signum: int, timeout: float = GRACE_SECONDS) -> None:
+    """Ask a `nix` to stop (it stops its builds), then kill its group if it does not."""
+    if proc.poll() is None:
+        _signal_group(proc, signum)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+def _stream(proc: subprocess.Popen[str], progress: ProgressCallback) -> tuple[str, str]:
+    stdout_chunks: list[str] = []
+    reader = threading.Thread(
+        target=lambda: stdout_chunks.append(proc.stdout.read() if proc.stdout else ""),
+        daemon=True,
+    )
+    reader.start()
+    assert proc.stderr is not None
+    text = fold_stderr(proc.stderr, progress)
+    reader.join()
+    proc.wait()
+    return "".join(stdout_chunks), text
+
+
+def fold_stderr(lines: Iterable[str], progress: ProgressCallback | None = None) -> str:
+    """Fold `--log-format internal-json` stderr into progress updates, and return the
+    human stderr: Nix's errors and warnings (each message whole) and any plain lines."""
+    state = BuildProgress()
+    plain: list[str] = []
+    for raw in lines:
+        if state.feed(raw.rstrip("\n")):
+            if progress is not None:
+                progress(state)
+        else:
+            plain.append(raw)
+    return "".join(plain) + "\n".join(m for level, m in state.messages if level <= 1)
+
+
+def install_signal_handlers() -> None:
+    """SIGINT, SIGTERM and SIGHUP end the running `nix` children, then raise `Interrupted`
+    in the main thread (exit 130, 143, 129). For the CLI; a library keeps its caller's."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        first = _children.stopping is None
+        _children.stop(signum)
+        if first and _children.may_raise():
+            raise Interrupted(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers (main() called from a worker)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, handler)
+
+
+def end_children() -> None:
+    """After an interruption: every `nix` this process started has ended when this returns."""
+    _children.end_all()

@@ -1,29 +1,40 @@
 """Edit gitlab-runner's config.toml in place: comments, other runners and unrelated
-keys stay byte-for-byte (tomlkit), a second run changes nothing."""
+keys stay byte-for-byte (tomlkit), a second run changes nothing.
+
+DIR (`--dir`) is a store *root*: the directory that contains `nix/store`, as in
+Nix's `local?root=DIR`. The host's own store is `--dir /` (daemon mode's default);
+`seed --dir /srv/nix` fills /srv/nix/nix/store. `--dir /nix` is refused (it would
+mean /nix/nix/store).
+
+Daemon mode is safe by construction: before writing, nixlayer reads the host
+nix-daemon's effective settings (runner_store/daemon.py) and refuses (exit 3) a
+runner whose jobs would be trusted clients or whose builds would run unsandboxed
+(runner_store/jobtrust.py).
+"""
 
 from __future__ import annotations
 
-import difflib
 import logging
+import os
 import re
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import AoT, Array, Table
+from tomlkit.items import AoT, Table
 
-from nixlayer.errors import InputError
-from nixlayer.fsutil import write_files_atomically
-from nixlayer.safeload import check_data, read_text
+from nixlayer.errors import GuardRefusedError, InputError
+from nixlayer.runner_store import jobtrust, tomledit, tomlfile
+from nixlayer.runner_store.tomledit import MANAGED, container_path
 
 log = logging.getLogger("nixlayer")
 
 DOCKER_EXECUTORS = ("docker", "docker-autoscaler", "docker+machine", "docker-windows")
-# Container paths nixlayer manages; any other mount of them is replaced.
-MANAGED = ("/nix/store", "/nix/var/nix/db", "/nix/var/nix/daemon-socket", "/nix")
-DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+EXACT_IMAGE = re.compile(r"(@sha256:[0-9a-f]{64}|^sha256:[0-9a-f]{64})$")
+_PLAIN_DIR = re.compile(r"^/(?:[A-Za-z0-9._+@-]+(?:/[A-Za-z0-9._+@-]+)*)?$")
 COPY_RISKS = (
     "copy mode shares one store read-write between jobs: a job's garbage collection "
     "can delete paths other jobs are using (GC roots are not shared)",
@@ -40,48 +51,69 @@ class Change:
     path: Path
     before: str
     after: str
+    diff_text: str  # secrets masked
+    runners: list[str] = field(default_factory=list)
+    # daemon mode --image: the image's store paths, now valid on the host
+    image_paths: int | None = None
+    backup: Path | None = None  # beside the file (a symlink's target)
 
     @property
     def changed(self) -> bool:
         return self.before != self.after
 
     def diff(self) -> str:
-        return "".join(
-            difflib.unified_diff(
-                self.before.splitlines(keepends=True),
-                self.after.splitlines(keepends=True),
-                fromfile=f"{self.path} (current)",
-                tofile=f"{self.path} (nixlayer)",
-            )
+        return self.diff_text
+
+
+def check_dir(directory: str, flag: str = "--dir") -> str:
+    """A store root that fits in a volume spec unambiguously."""
+    if not directory.startswith("/"):
+        raise InputError(flag, f"{directory!r} is not an absolute path")
+    if not _PLAIN_DIR.match(directory) or any(p in ("..", ".") for p in directory.split("/")):
+        raise InputError(
+            flag,
+            f"{directory!r}: use a plain normalised path (letters, digits, . _ + @ -; no "
+            "':', ',', whitespace, '..' or trailing '/')",
         )
+    root = Path(directory)
+    if directory == "/nix" or (
+        root.name == "nix" and (root / "store").is_dir() and not (root / "nix/store").exists()
+    ):
+        raise InputError(
+            flag,
+            f"{directory} holds the store itself; DIR is the directory that contains "
+            f"nix/store (for {directory}/store pass --dir {root.parent})",
+        )
+    return directory
 
 
-def mounts(mode: str, directory: str | None) -> list[str]:
-    prefix = (directory or "").rstrip("/")
+def mounts(mode: str, directory: str) -> list[str]:
+    prefix = directory.rstrip("/")
     if mode == "daemon":
+        # No database mount: the daemon owns the database; jobs only need the store
+        # (read-only) and the socket.
         return [
             f"{prefix}/nix/store:/nix/store:ro",
-            f"{prefix}/nix/var/nix/db:/nix/var/nix/db:ro",
             f"{prefix}/nix/var/nix/daemon-socket:/nix/var/nix/daemon-socket:ro",
         ]
     return [f"{prefix}/nix/store:/nix/store:rw", f"{prefix}/nix/var/nix/db:/nix/var/nix/db:rw"]
 
 
-def container_path(volume: str) -> str | None:
-    parts = volume.split(":")
-    return parts[1] if len(parts) >= 2 else None
-
-
 def load(path: Path) -> tomlkit.TOMLDocument:
-    text = read_text(path, "--config")
     try:
-        doc = tomlkit.parse(text)
+        text = path.read_bytes().decode().replace("\r\n", "\n")
+    except OSError as exc:
+        raise InputError("--config", f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError("--config", f"{path} is not UTF-8 text") from exc
+    return parse(text, path)
+
+
+def parse(text: str, path: Path) -> tomlkit.TOMLDocument:
+    try:
+        return tomlkit.parse(text)
     except TOMLKitError as exc:
         raise InputError("--config", f"{path} is not valid TOML: {exc}") from exc
-    except (RecursionError, ValueError) as exc:  # deep nesting, a 5000-digit number
-        raise InputError("--config", f"{path} is not valid TOML: {type(exc).__name__}") from exc
-    check_data(doc.unwrap(), "--config", str(path))
-    return doc
 
 
 def runner_tables(doc: tomlkit.TOMLDocument, path: Path) -> list[Table]:
@@ -94,93 +126,66 @@ def runner_tables(doc: tomlkit.TOMLDocument, path: Path) -> list[Table]:
 
 
 def select(tables: list[Table], names: list[str], path: Path) -> list[Table]:
-    by_name = {str(t.get("name", "")): t for t in tables}
+    """Every docker runner by default; else every runner carrying one of `names`
+    (gitlab-runner does not make names unique: all runners of a name are chosen)."""
     if not names:
         chosen = [t for t in tables if str(t.get("executor", "")) in DOCKER_EXECUTORS]
         if not chosen:
             raise InputError("--runner", f"{path} has no docker runner")
         return chosen
-    out = []
-    for n in names:
-        t = by_name.get(n)
-        if t is None:
+    have = sorted({str(t.get("name", "")) for t in tables})
+    out: list[Table] = []
+    for n in dict.fromkeys(names):
+        matches = [t for t in tables if str(t.get("name", "")) == n]
+        if not matches:
             raise InputError(
-                "--runner", f"no runner named {n!r} in {path} (have: {', '.join(sorted(by_name))})"
+                "--runner", f"no runner named {n!r} in {path} (have: {', '.join(have)})"
             )
-        if str(t.get("executor", "")) not in DOCKER_EXECUTORS:
-            raise InputError(
-                "--runner", f"runner {n!r} uses the {t.get('executor')!r} executor, not docker"
-            )
-        out.append(t)
+        for t in matches:
+            if str(t.get("executor", "")) not in DOCKER_EXECUTORS:
+                raise InputError(
+                    "--runner", f"runner {n!r} uses the {t.get('executor')!r} executor, not docker"
+                )
+        if len(matches) > 1:
+            log.warning("%d runners are named %r: configuring all of them", len(matches), n)
+        out += matches
     return out
 
 
-def _add_key(table: Table, key: str, value: Any) -> None:
-    """Add a key with the indentation its sibling keys use."""
-    indent = next(
-        (
-            item.trivia.indent
-            for k, item in table.value.body
-            if k is not None and not isinstance(item, Table | AoT)
-        ),
-        "",
-    )
-    table.add(key, value)
-    table[key].trivia.indent = indent
+def socket_group(directory: str) -> int | None:
+    """The group a non-root job needs to reach the daemon's socket, if others can't."""
+    sock_dir = Path(directory) / "nix/var/nix/daemon-socket"
+    try:
+        st_dir = os.stat(sock_dir)
+        st_sock = os.stat(sock_dir / "socket")
+    except OSError:
+        return None
+    if not st_dir.st_mode & stat.S_IXOTH:
+        return st_dir.st_gid
+    if not st_sock.st_mode & stat.S_IWOTH:
+        return st_sock.st_gid
+    return None
 
 
-def _set_volumes(docker: Table, wanted: list[str]) -> None:
-    existing = docker.get("volumes")
-    if existing is not None and not isinstance(existing, Array):
-        raise InputError("--config", f"`volumes` of a runner is not an array: {existing!r:.60}")
-    if not isinstance(existing, Array):
-        arr = tomlkit.array()
-        arr.extend(wanted)
-        arr.multiline(True)
-        _add_key(docker, "volumes", arr)
-        return
-    targets = {container_path(w) for w in wanted}
-    # Replace managed mounts in place (first occurrence), drop duplicates, append the rest.
-    placed: set[str] = set()
-    i = 0
-    while i < len(existing):
-        item = str(existing[i])
-        cp = container_path(item)
-        if cp in MANAGED:
-            want = next((w for w in wanted if container_path(w) == cp), None)
-            if want is not None and cp not in placed:
-                if item != want:
-                    existing[i] = want
-                placed.add(cp)
-                i += 1
-                continue
-            del existing[i]
-            continue
-        i += 1
-    for w in wanted:
-        if container_path(w) not in placed and container_path(w) in targets:
-            existing.append(w)
+def _guard_daemon(directory: str, chosen: list[Table]) -> None:
+    from nixlayer.runner_store.daemon import daemon_info
 
-
-def _set_environment(runner: Table, mode: str) -> None:
-    env = runner.get("environment")
-    if mode == "daemon":
-        if not isinstance(env, Array):
-            arr = tomlkit.array()
-            arr.append("NIX_REMOTE=daemon")
-            _add_key(runner, "environment", arr)
-            return
-        idx = [i for i, e in enumerate(env) if str(e).startswith("NIX_REMOTE=")]
-        if not idx:
-            env.append("NIX_REMOTE=daemon")
-            return
-        if str(env[idx[0]]) != "NIX_REMOTE=daemon":
-            env[idx[0]] = "NIX_REMOTE=daemon"
-        for i in reversed(idx[1:]):
-            del env[i]
-    elif isinstance(env, Array):
-        for i in reversed([i for i, e in enumerate(env) if str(e) == "NIX_REMOTE=daemon"]):
-            del env[i]
+    info = daemon_info(directory)
+    problem = jobtrust.sandbox_problem(info.settings)
+    if problem:
+        raise GuardRefusedError(f"daemon mode refused: {problem}")
+    for runner in chosen:
+        docker = runner.get("docker")
+        table: dict[str, Any] = dict(docker) if isinstance(docker, Table) else {}
+        remapped = False
+        if jobtrust.job_identity(table) is None and jobtrust.trusted_by(info.settings, 0, 0):
+            host = table.get("host")
+            remapped = jobtrust.engine_remaps_users(str(host) if host else None)
+        problem = jobtrust.trust_problem(info.settings, table, remapped)
+        if problem:
+            raise GuardRefusedError(
+                f"daemon mode refused for runner {runner.get('name')!r}: {problem}"
+            )
 
 
 def configure(
@@ -195,44 +200,63 @@ def configure(
     p = Path(path)
     if mode not in ("daemon", "copy"):
         raise InputError("--mode", f"{mode!r} is not daemon or copy")
-    if directory is not None and not directory.startswith("/"):
-        raise InputError("--dir", f"{directory} is not an absolute path")
     if mode == "copy" and not directory:
         raise InputError("--dir", "copy mode needs --dir (where `runner-store seed` put the store)")
-    if image is not None and mode == "copy" and not DIGEST.search(image):
-        raise InputError(
-            "--image", f"{image!r} has no @sha256: digest; copy mode needs the exact image"
-        )
-    doc = load(p)
-    before = tomlkit.dumps(doc)
-    chosen = select(runner_tables(doc, p), runners or [], p)
-    wanted = mounts(mode, directory)
-    for runner in chosen:
-        docker = runner.get("docker")
-        if not isinstance(docker, Table):
-            docker = tomlkit.table()
-            runner.add("docker", docker)
-        if image is not None and str(docker.get("image", "")) != image:
-            if "image" in docker:
-                docker["image"] = image
-            else:
-                _add_key(docker, "image", image)
-        if mode == "copy" and not DIGEST.search(str(docker.get("image", ""))):
+    root = check_dir(directory or "/")
+    if mode == "copy":
+        if not (Path(root) / "nix/var/nix/db/db.sqlite").is_file():
+            raise InputError("--dir", f"{root} holds no seeded store (run `runner-store seed`)")
+        if image is not None and not EXACT_IMAGE.search(image):
             raise InputError(
                 "--image",
-                f"runner {runner.get('name')!r}: copy mode needs an image pinned "
-                "by digest (pass --image nixos/nix@sha256:...)",
+                f"{image!r} is neither NAME@sha256:DIGEST nor an image ID sha256:...; "
+                "copy mode needs the exact image the store was seeded from",
             )
-        _set_volumes(docker, wanted)
-        _set_environment(runner, mode)
-    change = Change(p, before, tomlkit.dumps(doc))
-    if mode == "copy":
-        for risk in COPY_RISKS:
-            log.warning("%s", risk)
-    if change.changed and not check:
-        backup = p.with_name(p.name + ".nixlayer.bak")
-        write_files_atomically({backup: change.before})
-        write_files_atomically({p: change.after})
+    with tomlfile.locked(p) as tf:
+        doc = parse(tf.text, p)
+        chosen = select(runner_tables(doc, p), runners or [], p)
+        if mode == "daemon":
+            _guard_daemon(root, chosen)
+        gid = socket_group(root) if mode == "daemon" else None
+        for runner in chosen:
+            docker = tomledit.docker_table(runner)
+            if image is not None:
+                tomledit.set_image(docker, image)
+            if mode == "copy" and not EXACT_IMAGE.search(str(docker.get("image", ""))):
+                raise InputError(
+                    "--image",
+                    f"runner {runner.get('name')!r}: copy mode needs the exact image (pass "
+                    "--image NAME@sha256:DIGEST or --image sha256:IMAGEID)",
+                )
+            tomledit.set_volumes(docker, mounts(mode, root))
+            tomledit.set_environment(runner, mode)
+            tomledit.set_group(docker, gid)
+            tomledit.set_profiles_tmpfs(docker, mode)
+        after = tomlkit.dumps(doc)
+        imported = None
+        if mode == "daemon" and image is not None and not check:
+            from nixlayer.runner_store.jobimage import import_image
+
+            imported = len(import_image(image, root))
+        elif mode == "daemon" and image is None:
+            log.warning(
+                "a job image that keeps its own Nix or shell in /nix/store (nixos/nix) "
+                "needs its store paths in the host store: pass --image to import them"
+            )
+        change = Change(
+            p,
+            tf.text,
+            after,
+            tf.diff(after),
+            runners=[str(r.get("name", "")) for r in chosen],
+            image_paths=imported,
+            backup=tf.backup,
+        )
+        if mode == "copy":
+            for risk in COPY_RISKS:
+                log.warning("%s", risk)
+        if change.changed and not check:
+            tomlfile.replace(tf, after)
     return change
 
 
@@ -248,7 +272,7 @@ def runner_modes(doc: tomlkit.TOMLDocument, path: Path) -> list[dict[str, Any]]:
             container_path(v): v.rsplit(":", 1)[-1] for v in vols if container_path(v) in MANAGED
         }
         if (
-            {"/nix/store", "/nix/var/nix/db", "/nix/var/nix/daemon-socket"} <= set(managed)
+            {"/nix/store", "/nix/var/nix/daemon-socket"} <= set(managed)
             and "NIX_REMOTE=daemon" in env
             and managed["/nix/store"] == "ro"
         ):

@@ -1,62 +1,91 @@
-"""`runner-store seed`: take /nix/store and its database out of a pinned image into
-DIR, incrementally, resumably, and checked by Nix itself.
+"""`runner-store seed`: take /nix/store and its database out of an image into DIR,
+incrementally, resumably, and without writing anywhere else.
 
-Only store paths missing from DIR are extracted (member contents of other paths are
-skipped by seeking), into a hidden staging directory inside DIR's store. Each one's
-NAR hash is checked against the image's database (hashed on a second core while
-the next path is copied); only then is it renamed into place and registered as
-valid by Nix (`nix-store --load-db`). A killed seed therefore
-leaves at worst unregistered entries, which the next seed removes first.
+1. DIR is checked (absolute, plain, not a system directory) before anything is made.
+2. The archive's manifests and every layer's headers are read and checked
+   (plan.py) before anything is created in DIR's store.
+3. The image's database is extracted into a work directory and read with Nix;
+   its paths must be what the layers hold, their references inside the image.
+4. The paths DIR lacks are extracted into a staging tree through fds only
+   (safefs.py), hard links made as they come, each path hashed (NAR) on a second
+   core and checked against the image's narHash and narSize.
+5. In chunks, references first: Nix's lock on each path taken, the names
+   journalled, renamed into place, registered with `nix-store --load-db`.
+A killed seed leaves its work directory (removed by the next seed; SIGTERM/SIGINT
+remove it at once) and at worst journalled, unregistered names (removed next time
+unless a build holds their lock).
 """
 
 from __future__ import annotations
 
-import json
+import datetime
+import errno
 import logging
 import os
 import re
-import shutil
-import stat
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nixlayer.errors import InputError, NixlayerError
 from nixlayer.fsutil import state_dir, target_lock
 from nixlayer.nix import commands
+from nixlayer.nix.nixjson.pathinfo import PathInfo, parse
 from nixlayer.nix.runner import Nix
-from nixlayer.runner_store.archive import DB_FILES, ImageArchive, ImageView, docker_save_to
-from nixlayer.runner_store.nar import nar_hash
+from nixlayer.runner_store import record, store
+from nixlayer.runner_store.archive import FIELD, ImageArchive
+from nixlayer.runner_store.extract import Extractor
+from nixlayer.runner_store.layerio import Limits
+from nixlayer.runner_store.nar import nar_hash_at
+from nixlayer.runner_store.plan import ImageView, stack
+from nixlayer.runner_store.safefs import Tree, UnsafePathError, canonicalise_dirs, open_dir, remove
+from nixlayer.runner_store.verify import order_by_references, verify
 
 log = logging.getLogger("nixlayer")
 # The store root travels inside a store URI (local?root=DIR) and a docker volume spec.
 _PLAIN_DIR = re.compile(r"^/[A-Za-z0-9._/+@-]*$")
+# DIR may not be (or hold, or sit in) these: its store would mix with the system's.
+SYSTEM_DIRS = (
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/nix",
+    "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
+    "/var/lib", "/var/tmp",
+)  # fmt: skip
+INSIDE_FORBIDDEN = ("/nix", "/proc", "/sys", "/dev", "/etc", "/usr", "/boot", "/bin", "/sbin")
+CHUNK = 200
 
 
-@dataclass(frozen=True)
+@dataclass
 class SeedResult:
     dir: str
     image_paths: int
     copied: list[str]
     removed_partial: list[str]
     verified: int
+    image: dict[str, Any] = field(default_factory=dict)
+    copy_fallback: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def check_store_dir(d: Path | str) -> Path:
-    """DIR must be able to hold a Nix store: absolute, plain, a writable directory on
-    a filesystem with symlinks, not inside /nix/store."""
+    """DIR must be able to hold a Nix store: absolute, plain, not a system directory
+    nor inside one, a writable directory on a filesystem with symlinks. Nothing
+    is created until this passes (the symlink probe lives in a temp dir it removes)."""
     p = Path(d)
     if not p.is_absolute():
         raise InputError("--dir", f"{d} is not an absolute path")
     if not _PLAIN_DIR.match(str(p)):
         raise InputError("--dir", f"{d}: use a plain path (letters, digits, . _ / + @ -)")
-    if os.path.realpath(p).startswith("/nix/store"):
-        raise InputError("--dir", f"{d} is inside /nix/store")
+    real = os.path.realpath(p)
+    for candidate in {os.path.normpath(p), real}:
+        if candidate in SYSTEM_DIRS:
+            raise InputError("--dir", f"{d} is a system directory; use e.g. /srv/nix-runner")
+        inside = [s for s in INSIDE_FORBIDDEN if candidate.startswith(s + "/")]
+        if inside:
+            raise InputError("--dir", f"{d} is inside {inside[0]}, a system directory")
     if p.exists() and not p.is_dir():
         raise InputError("--dir", f"{d} exists and is not a directory")
     probe_parent = p if p.exists() else next(a for a in p.parents if a.exists())
@@ -69,34 +98,7 @@ def check_store_dir(d: Path | str) -> Path:
         raise InputError(
             "--dir", f"{d} cannot hold a Nix store (no symlinks there: {exc.strerror})"
         ) from exc
-    return p
-
-
-def force_rmtree(path: Path) -> None:
-    """Store paths are read-only; make them writable to delete them."""
-
-    def onerror(func: Any, p: str, _exc: Any) -> None:
-        os.chmod(os.path.dirname(p), stat.S_IRWXU)
-        if os.path.isdir(p) and not os.path.islink(p):
-            os.chmod(p, stat.S_IRWXU)
-        func(p)
-
-    for root, dirs, _ in os.walk(path):
-        for name in dirs:
-            full = os.path.join(root, name)
-            if not os.path.islink(full):
-                os.chmod(full, stat.S_IRWXU)
-    if path.is_dir() and not path.is_symlink():
-        os.chmod(path, stat.S_IRWXU)
-        shutil.rmtree(path, onerror=onerror)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def valid_paths(nix: Nix, root: Path) -> set[str]:
-    if not (root / "nix/var/nix/db/db.sqlite").is_file():
-        return set()
-    return set(nix.run(commands.path_info_all(commands.chroot_store(root))).stdout.split())
+    return Path(real)
 
 
 def seed(
@@ -106,184 +108,277 @@ def seed(
     image_archive: Path | str | None = None,
     full_verify: bool = False,
     nix: Nix | None = None,
+    limits: Limits | None = None,
 ) -> SeedResult:
     if bool(image) == bool(image_archive):
         raise InputError("--image", "give exactly one of --image and --image-archive")
     d = check_store_dir(directory)
-    if image_archive is not None and not Path(image_archive).exists():
-        raise InputError("--image-archive", f"{image_archive}: no such file")
-    if image_archive is not None and not (
-        Path(image_archive).is_file() or Path(image_archive).is_dir()
-    ):
-        raise InputError(
-            "--image-archive", f"{image_archive}: not a file or an OCI layout directory"
-        )
+    if image_archive is not None and not os.path.lexists(image_archive):
+        raise InputError(FIELD, f"{image_archive}: no such file")
     nix = nix or Nix()
-    # A hostile archive is refused before DIR is touched.
-    view = ImageArchive(Path(image_archive)).view() if image_archive is not None else None
-    if view is not None and view.db_layer is None:
-        raise InputError("--image-archive", f"{image_archive}: the image has no {DB_FILES[0]}")
     d.mkdir(parents=True, exist_ok=True)
-    with target_lock(d, "seed"):
-        work = Path(tempfile.mkdtemp(prefix="seed-", dir=state_dir(d)))
-        try:
-            archive_path = (
-                Path(image_archive) if image_archive else docker_save_to(str(image), work)
-            )
-            return _seed(d, ImageArchive(archive_path), work / "root", full_verify, nix, view=view)
-        finally:
-            force_rmtree(work)
+    try:
+        with target_lock(d, "seed"):
+            store.check_layout(d)
+            valid = store.registered(nix, d)  # Nix makes DIR's store and db if new
+            store_fd = store.open_store(d)
+            try:
+                removed = store.remove_own_leftovers(
+                    d, store_fd, {os.path.basename(p) for p in valid}
+                )
+                work = Path(tempfile.mkdtemp(prefix="seed-", dir=state_dir(d)))
+                try:
+                    return _seed(
+                        d,
+                        work,
+                        store_fd,
+                        valid=valid,
+                        removed=removed,
+                        image=image,
+                        image_archive=image_archive,
+                        full_verify=full_verify,
+                        nix=nix,
+                        limits=limits,
+                    )
+                finally:
+                    _remove_work(work)
+            finally:
+                os.close(store_fd)
+    except UnsafePathError as exc:
+        raise NixlayerError(f"refused: {exc} (a symlink planted where nixlayer writes)") from exc
+    except OSError as exc:
+        raise NixlayerError(_os_message(exc)) from exc
+
+
+def _os_message(exc: OSError) -> str:
+    code = errno.errorcode.get(exc.errno or 0, "")
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc} ({code}, errno {exc.errno})"
+
+
+def _remove_work(work: Path) -> None:
+    parent = os.open(work.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        remove(parent, work.name)
+    finally:
+        os.close(parent)
 
 
 def _seed(
     d: Path,
-    archive: ImageArchive,
-    stage: Path,
+    work: Path,
+    store_fd: int,
+    *,
+    valid: dict[str, PathInfo],
+    removed: list[str],
+    image: str | None,
+    image_archive: Path | str | None,
     full_verify: bool,
     nix: Nix,
-    *,
-    view: ImageView | None = None,
+    limits: Limits | None,
 ) -> SeedResult:
-    view = view or archive.view()
-    if view.db_layer is None:
-        raise InputError(
-            "--image-archive", f"{archive.path}: the image has no /nix/var/nix/db/db.sqlite"
-        )
-    archive.extract(view, set(), stage)
-    image_info = {
-        i["path"]: i
-        for i in json.loads(
-            nix.run(commands.path_info_json_all(commands.chroot_store(stage))).stdout
-        )
-        if os.path.basename(i["path"]) in view.store_paths
-    }
-    image_valid = set(image_info)
-    have = valid_paths(nix, d)
-    removed = _remove_leftovers(d, have)
-    missing = sorted(image_valid - have)
-    log.info(
-        "image has %d valid paths; %s already holds %d; copying %d",
-        len(image_valid),
-        d,
-        len(image_valid & have),
-        len(missing),
-    )
-    if missing:
-        _install(
+    inspected = None
+    if image:
+        inspected = record.inspect_image(image)
+        archive_path = record.docker_save(inspected.image_id, work)
+    else:
+        archive_path = Path(str(image_archive))
+    state = record.load(d)
+    _refuse_rewritten(d, state, valid)
+    with ImageArchive(archive_path, work, limits) as archive:
+        view = stack(archive)
+        if full_verify:
+            archive.verify_digests()
+        if view.db_layer is None:
+            raise InputError(FIELD, f"{archive_path}: the image has no /nix/var/nix/db/db.sqlite")
+        image_root = work / "image"
+        image_root.mkdir()
+        img_tree = Tree(open_dir(_fd(work), "image"), "image")
+        try:
+            Extractor(archive, view, img_tree).extract_db(img_tree)
+        finally:
+            img_tree.close()
+        image_store = commands.chroot_store(image_root)
+        info = parse(
+            nix.run(commands.path_info_json(image_store, nix.version(), all_paths=True)).stdout
+        ).valid
+        _check_image_db(info, view, archive_path)
+        missing = order_by_references([p for p in info if p not in valid], info)
+        log.info(
+            "image has %d valid paths; %s already holds %d; copying %d",
+            len(info), d, len(info) - len(missing), len(missing),
+        )  # fmt: skip
+        installer = _Installer(
             d,
-            archive,
-            view,
-            stage=stage,
-            missing=missing,
-            nar_hashes={p: image_info[p]["narHash"] for p in missing},
+            work=work,
+            store_fd=store_fd,
+            archive=archive,
+            view=view,
+            info=info,
             nix=nix,
+            image_store=image_store,
         )
-    verified = _verify(d, image_valid, missing, full_verify, nix)
+        if missing:
+            installer.install(missing, state)
+    meta = archive.meta
+    state.image = record.ImageRecord(
+        reference=image or str(Path(str(image_archive)).resolve()),
+        image_id=inspected.image_id if inspected else None,
+        config_digest=meta.config_digest,
+        repo_tags=(inspected.repo_tags if inspected else []) or meta.repo_tags,
+        repo_digests=inspected.repo_digests if inspected else [],
+        layers_verified=full_verify,
+        seeded_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        path_count=len(info),
+    )
+    state.paths = {p: i.nar_hash for p, i in info.items()}
+    record.save(d, state)
+    verified = verify(d, state, set(info), full_verify, nix, now=None if missing else valid)
     return SeedResult(
         dir=str(d),
-        image_paths=len(image_valid),
+        image_paths=len(info),
         copied=missing,
         removed_partial=removed,
         verified=verified,
+        image=asdict(state.image),
+        copy_fallback=installer.copy_fallback,
     )
 
 
-PARTIAL = ".nixlayer-partial"
+def _fd(p: Path) -> int:
+    return os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
-def _install(
-    d: Path,
-    archive: ImageArchive,
-    view: ImageView,
-    *,
-    stage: Path,
-    missing: list[str],
-    nar_hashes: dict[str, str],
-    nix: Nix,
-) -> None:
-    """Extract, check, rename into place, register: in that order. Each path is
-    hashed on a second thread while the next one is being copied."""
-    partial = d / "nix/store" / PARTIAL
-    hashed: dict[str, Future[str]] = {}
-    with ThreadPoolExecutor(max_workers=1) as hasher:
-
-        def on_done(name: str) -> None:
-            hashed[name] = hasher.submit(nar_hash, partial / "nix/store" / name)
-
-        archive.extract(view, {os.path.basename(p) for p in missing}, partial, on_path_done=on_done)
-        got = {name: f.result() for name, f in hashed.items()}
-    for path in missing:
-        if got.get(os.path.basename(path)) != nar_hashes[path]:
-            raise NixlayerError(
-                f"{path}: extracted content does not match the image's database "
-                f"({got.get(os.path.basename(path))} != {nar_hashes[path]}); nothing was registered"
-            )
-    image_store = commands.chroot_store(stage)
-    # In chunks, so that a killed seed keeps what it has registered so far.
-    for part in commands.chunks(missing, 200):
-        for path in part:
-            _canonicalise(Path(str(partial) + path))
-            os.rename(str(partial) + path, str(d) + path)
-        registration = nix.run(commands.dump_db(image_store, part), tool="nix-store").stdout
-        nix.run(commands.load_db(commands.chroot_store(d)), tool="nix-store", stdin=registration)
-    force_rmtree(partial)
+def _refuse_rewritten(d: Path, state: record.SeedState, valid: dict[str, PathInfo]) -> None:
+    changed = sorted(p for p, h in state.installed.items() if p in valid and valid[p].nar_hash != h)
+    if changed:
+        raise NixlayerError(
+            f"{d}: {len(changed)} paths nixlayer installed are now registered with another "
+            f"hash (rewritten by a job?), e.g. {changed[0]}; with the runners stopped, "
+            "remove DIR and seed again"
+        )
 
 
-def _canonicalise(root: Path) -> None:
-    """As Nix leaves store paths: read-only, executable bits kept, mtime 1."""
-    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
-        for name in filenames:
-            p = os.path.join(dirpath, name)
-            if os.path.islink(p):
-                os.utime(p, (1, 1), follow_symlinks=False)
-                continue
-            mode = os.lstat(p).st_mode
-            os.chmod(p, 0o555 if mode & 0o111 else 0o444)
-            os.utime(p, (1, 1))
-        for name in dirnames:
-            p = os.path.join(dirpath, name)
-            if os.path.islink(p):
-                os.utime(p, (1, 1), follow_symlinks=False)
-        if not os.path.islink(dirpath):
-            os.chmod(dirpath, 0o555)
-            os.utime(dirpath, (1, 1))
-
-
-def _remove_leftovers(d: Path, valid: set[str]) -> list[str]:
-    """Store entries the database does not know: what a killed copy left behind."""
-    store = d / "nix/store"
-    if not store.is_dir():
-        return []
-    removed = []
-    for entry in sorted(os.listdir(store)):
-        if entry == PARTIAL:
-            force_rmtree(store / entry)
-            continue
-        if entry.startswith(".") or f"/nix/store/{entry}" in valid:
-            continue
-        log.warning("removing %s: not registered (left by an interrupted seed)", store / entry)
-        force_rmtree(store / entry)
-        removed.append(entry)
-    return removed
-
-
-def _verify(d: Path, image_valid: set[str], copied: list[str], full: bool, nix: Nix) -> int:
-    """DIR's database and store agree: every valid path exists and the image's paths
-    are all valid. Each copied path's NAR hash was checked before it was registered;
-    `full` re-hashes every path with Nix."""
-    now = valid_paths(nix, d)
-    absent = sorted(p for p in now if not os.path.lexists(str(d) + p))
+def _check_image_db(info: dict[str, PathInfo], view: ImageView, archive: Path) -> None:
+    absent = sorted(p for p in info if os.path.basename(p) not in view.store_paths)
     if absent:
-        raise NixlayerError(
-            f"{d}: {len(absent)} registered paths are missing on disk, e.g. {absent[0]}"
+        raise InputError(
+            FIELD,
+            f"{archive}: the image's database lists {len(absent)} paths its layers do not "
+            f"hold, e.g. {absent[0]}",
         )
-    lost = sorted(image_valid - now)
-    if lost:
-        raise NixlayerError(
-            f"{d}: {len(lost)} image paths are not valid after seeding, e.g. {lost[0]}"
-        )
-    store = commands.chroot_store(d)
-    if full:
-        nix.run(commands.verify_all(store))
-        return len(now)
-    return 0
+    for p, i in info.items():
+        outside = [r for r in i.references if r not in info]
+        if outside:
+            raise InputError(FIELD, f"{archive}: {p} refers to {outside[0]}, not in the image")
+
+
+class _Installer:
+    def __init__(
+        self,
+        d: Path,
+        *,
+        work: Path,
+        store_fd: int,
+        archive: ImageArchive,
+        view: ImageView,
+        info: dict[str, PathInfo],
+        nix: Nix,
+        image_store: str,
+    ) -> None:
+        self.d, self.work, self.store_fd = d, work, store_fd
+        self.archive, self.view, self.info = archive, view, info
+        self.nix, self.image_store = nix, image_store
+        self.copy_fallback: str | None = None
+
+    def _free_space_check(self, names: set[str]) -> None:
+        need = sum(m.size for n in names for m in self.view.members(n))
+        st = os.statvfs(self.d)
+        free = st.f_bavail * st.f_frsize
+        if need > free:
+            raise NixlayerError(
+                f"{self.d}: the missing paths need {need} bytes, the filesystem has {free} "
+                f"free ({errno.errorcode[errno.ENOSPC]})"
+            )
+
+    def install(self, missing: list[str], state: record.SeedState) -> None:
+        names = {os.path.basename(p) for p in missing}
+        self._free_space_check(names)
+        # Staged where jobs cannot reach (DIR/.nixlayer), on DIR's filesystem for rename.
+        if os.fstat(self.store_fd).st_dev != os.stat(self.work).st_dev:
+            raise NixlayerError(
+                f"{self.d}/nix/store and {self.d}/.nixlayer are on different filesystems; "
+                "nixlayer renames paths into place and needs them on one"
+            )
+        os.mkdir(self.work / "stage", 0o700)
+        stage_fd = _fd(self.work / "stage")
+        stage = Tree(stage_fd, "stage")
+        hashed: dict[str, Future[tuple[str, int]]] = {}
+        try:
+            with ThreadPoolExecutor(max_workers=1) as hasher:
+
+                def done(name: str) -> None:
+                    top = stage.dir(name) if self._is_dir(name) else None
+                    if top is not None:
+                        canonicalise_dirs(top, keep_writable=True)
+                    hashed[name] = hasher.submit(nar_hash_at, stage_fd, name)
+
+                extractor = Extractor(self.archive, self.view, stage)
+                extractor.extract(names, done)
+                got = {n: f.result() for n, f in hashed.items()}
+            self.copy_fallback = extractor.copier.fallback_reason
+            for p in missing:
+                h, size = got.get(os.path.basename(p), ("", -1))
+                want = self.info[p]
+                if h != want.nar_hash or size != want.nar_size:
+                    raise NixlayerError(
+                        f"{p}: extracted content does not match the image's database "
+                        f"({h}, {size} bytes != {want.nar_hash}, {want.nar_size} bytes); "
+                        "nothing was registered"
+                    )
+            for part in commands.chunks(missing, CHUNK):
+                self._put_in_place(list(part), stage, stage_fd, state)
+        finally:
+            stage.close()
+
+    def _is_dir(self, name: str) -> bool:
+        """The path's top is a directory (declared, or implied by members under it)."""
+        top = f"nix/store/{name}"
+        declared = [m for m in self.view.members(name) if m.name == top]
+        return not declared or declared[0].kind == "dir"
+
+    def _put_in_place(
+        self, part: list[str], stage: Tree, stage_fd: int, state: record.SeedState
+    ) -> None:
+        names = [os.path.basename(p) for p in part]
+        with store.path_locks(self.store_fd, names):
+            now = store.registered(self.nix, self.d)
+            now_names = {os.path.basename(p) for p in now}
+            todo = [n for n in names if n not in now_names]
+            store.journal(self.d, todo)
+            for name in todo:
+                store.ensure_gone(self.store_fd, name, now_names)
+                top = stage.dir(name) if self._is_dir(name) else None
+                stage.forget(name)
+                os.rename(name, name, src_dir_fd=stage_fd, dst_dir_fd=self.store_fd)
+                if top is not None:  # read-only once moved (a move needs it writable)
+                    fd = open_dir(self.store_fd, name)
+                    try:
+                        os.fchmod(fd, 0o555)
+                        os.utime(fd, ns=(1_000_000_000, 1_000_000_000))
+                    finally:
+                        os.close(fd)
+            full = [f"/nix/store/{n}" for n in todo]
+            for p in full:
+                state.installed[p] = self.info[p].nar_hash
+            record.save(self.d, state)
+            if full:
+                registration = self.nix.run(
+                    commands.dump_db(self.image_store, full), tool="nix-store"
+                ).stdout
+                self.nix.run(
+                    commands.load_db(commands.chroot_store(self.d)),
+                    tool="nix-store",
+                    stdin=registration,
+                )
+            store.clear_journal(self.d)

@@ -1,0 +1,140 @@
+"""What DIR was seeded from: DIR/.nixlayer/image.json, written atomically.
+
+`image` is the last image seeded (as given, its ID, tags and digests), `paths`
+its store paths with the narHash the image's own database declares, and
+`installed` every path nixlayer ever copied into DIR with the hash it verified
+then. A job that rewrites a path and its database entry (`nix-store --load-db`)
+passes `nix store verify`, but no longer matches `installed`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nixlayer.errors import InputError, NixlayerError
+from nixlayer.fsutil import state_dir, write_files_atomically
+
+RECORD = "image.json"
+_DIGEST_REF = re.compile(r"@(sha256:[0-9a-f]{64})$")
+_ID = re.compile(r"^(sha256:)?([0-9a-f]{64})$")
+
+
+@dataclass
+class ImageRecord:
+    reference: str  # as given to seed: a tag, name@digest, an ID, or an archive path
+    image_id: str | None = None  # docker's ID (when seeded with --image)
+    config_digest: str = ""  # sha256 of the image config in the archive
+    repo_tags: list[str] = field(default_factory=list)
+    repo_digests: list[str] = field(default_factory=list)
+    layers_verified: bool = False  # --full-verify checked every layer's digest
+    seeded_at: str = ""
+    path_count: int = 0
+
+    def matches(self, ref: str) -> bool:
+        """Does a runner's `image = ref` name this image? By digest or ID when it
+        carries one; a tag only when it is exactly what was seeded (tags move)."""
+        if ref == self.reference:
+            return True
+        ids = {i for i in (self.image_id, self.config_digest) if i}
+        m = _DIGEST_REF.search(ref)
+        if m:
+            return any(d.endswith("@" + m.group(1)) for d in self.repo_digests) or (
+                m.group(1) in ids
+            )
+        m = _ID.match(ref)
+        if m:
+            return "sha256:" + m.group(2) in ids
+        return ref in self.repo_tags
+
+
+@dataclass
+class SeedState:
+    image: ImageRecord | None = None
+    paths: dict[str, str] = field(default_factory=dict)  # the image's paths -> its narHash
+    installed: dict[str, str] = field(default_factory=dict)  # copied by nixlayer -> narHash
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image": asdict(self.image) if self.image else None,
+            "paths": dict(sorted(self.paths.items())),
+            "installed": dict(sorted(self.installed.items())),
+        }
+
+
+def path(d: Path) -> Path:
+    return state_dir(d) / RECORD
+
+
+def load(d: Path) -> SeedState:
+    p = path(d)
+    if p.is_symlink():
+        raise NixlayerError(f"{p} is a symlink; nixlayer never writes one")
+    try:
+        data: Any = json.loads(p.read_text())
+    except FileNotFoundError:
+        return SeedState()
+    except (OSError, ValueError) as exc:
+        raise NixlayerError(f"{p}: unreadable ({exc})") from exc
+    image = data.get("image")
+    return SeedState(
+        image=ImageRecord(**image) if isinstance(image, dict) else None,
+        paths={str(k): str(v) for k, v in (data.get("paths") or {}).items()},
+        installed={str(k): str(v) for k, v in (data.get("installed") or {}).items()},
+    )
+
+
+def save(d: Path, state: SeedState) -> None:
+    write_files_atomically({path(d): json.dumps(state.to_json(), indent=1) + "\n"})
+
+
+@dataclass(frozen=True)
+class Inspected:
+    image_id: str
+    repo_tags: list[str]
+    repo_digests: list[str]
+
+
+def inspect_image(ref: str) -> Inspected:
+    """Resolve `ref` (a tag or a digest) to the image the local engine holds.
+    Seeding then saves that ID, so a tag that moves meanwhile cannot mix images."""
+    if shutil.which("docker") is None:
+        raise InputError(
+            "--image", "no docker CLI here: pass --image-archive FILE (docker save or OCI)"
+        )
+    proc = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{json .}}", ref],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["docker image inspect failed"])[-1]
+        raise InputError("--image", f"{ref}: {last}")
+    data = json.loads(proc.stdout)
+    return Inspected(
+        image_id=str(data.get("Id", "")),
+        repo_tags=[str(t) for t in data.get("RepoTags") or []],
+        repo_digests=[str(t) for t in data.get("RepoDigests") or []],
+    )
+
+
+def docker_save(image_id: str, target: Path) -> Path:
+    out = target / "image.tar"
+    proc = subprocess.run(
+        ["docker", "save", "-o", str(out), image_id],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+    )
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["docker save failed"])[-1]
+        raise NixlayerError(f"docker save {image_id} failed: {last}")
+    return out

@@ -1,0 +1,140 @@
+"""config.toml on disk: read and replace it the way its owner set it up.
+
+- A symlinked config.toml is edited at its target; the link stays.
+- The new file and the backup keep the target's owner; the config keeps its mode,
+  the backup is 0600 (config.toml holds runner tokens).
+- Bytes are kept: a file whose every line ends in CRLF is edited as LF and written
+  back as CRLF; anything else is edited as it is.
+- Runs on one file serialize on an flock of a lock file beside the target, taken
+  before the file is read.
+- Diffs shown to people (and CI logs) have tokens and secrets masked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import fcntl
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from nixlayer.errors import InputError
+
+log = logging.getLogger("nixlayer")
+
+MASK = "[MASKED]"
+_SECRET_NAME = r"[A-Za-z0-9_.-]*(?:token|secret|password|passwd|key|credential)[A-Za-z0-9_.-]*"
+_SECRET_KEY = re.compile(
+    rf"^(\s*[-+ ]?\s*\"?{_SECRET_NAME}\"?\s*=\s*)(\"[^\"]*\"|'[^']*'|\S+)", re.I
+)
+_SECRET_ENV = re.compile(rf"([\"'](?:{_SECRET_NAME})=)[^\"']*", re.I)
+# GitLab token prefixes (runner auth, personal, deploy, CI job, registration, ...).
+_TOKEN = re.compile(r"\b(?:glrt|glpat|gldt|glcbt|glptt|glft|glimt|glsoat|GR1348941)[-_]?[\w-]+")
+
+
+def mask(text: str) -> str:
+    out = []
+    for line in text.splitlines(keepends=True):
+        masked = _SECRET_KEY.sub(lambda m: m.group(1) + f'"{MASK}"', line)
+        masked = _SECRET_ENV.sub(lambda m: m.group(1) + MASK, masked)
+        out.append(_TOKEN.sub(MASK, masked))
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class TomlFile:
+    path: Path  # as given
+    target: Path  # the regular file it names (symlinks resolved)
+    raw: bytes
+    crlf: bool
+
+    @property
+    def text(self) -> str:
+        text = self.raw.decode()
+        return text.replace("\r\n", "\n") if self.crlf else text
+
+    def encode(self, text: str) -> bytes:
+        return (text.replace("\n", "\r\n") if self.crlf else text).encode()
+
+    def diff(self, after: str) -> str:
+        """Unified diff, secrets masked."""
+        return mask(
+            "".join(
+                difflib.unified_diff(
+                    self.text.splitlines(keepends=True),
+                    after.splitlines(keepends=True),
+                    fromfile=f"{self.path} (current)",
+                    tofile=f"{self.path} (nixlayer)",
+                )
+            )
+        )
+
+    @property
+    def backup(self) -> Path:
+        return self.target.with_name(self.target.name + ".nixlayer.bak")
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[TomlFile]:
+    """Hold the file's lock while it is read, edited and written."""
+    target = Path(os.path.realpath(path))
+    if not target.is_file():
+        raise InputError("--config", f"{path} is not a regular file")
+    lock = target.with_name(f".{target.name}.nixlayer.lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise InputError("--config", f"cannot lock {lock}: {exc.strerror}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another nixlayer run on %s", target)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            raw = target.read_bytes()
+            raw.decode()
+        except OSError as exc:
+            raise InputError("--config", f"cannot read {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise InputError("--config", f"{path} is not UTF-8 text") from exc
+        lines = raw.count(b"\n")
+        yield TomlFile(path, target, raw, crlf=lines > 0 and raw.count(b"\r\n") == lines)
+    finally:
+        os.close(fd)
+
+
+def _atomic(dest: Path, data: bytes, uid: int, gid: int, mode: int) -> None:
+    """Write a temp file beside `dest` (private until owner and mode are set), then
+    rename it over `dest`: a symlink at `dest` is replaced, never followed."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)  # after chown, which clears set-id bits
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def replace(tf: TomlFile, after: str) -> None:
+    """Back the current bytes up (0600, the file's owner), then write `after` with the
+    file's owner and mode."""
+    st = os.stat(tf.target)
+    _atomic(tf.backup, tf.raw, st.st_uid, st.st_gid, 0o600)
+    _atomic(tf.target, tf.encode(after), st.st_uid, st.st_gid, st.st_mode & 0o7777)
+    dfd = os.open(tf.target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
