@@ -16,7 +16,7 @@ from typing import Any, Literal
 from nixlayer.closure.build import build_unlocked, default_out_link
 from nixlayer.closure.failure import Failure, describe, describe_build, failed_drv
 from nixlayer.closure.fleetspec import FleetEntry
-from nixlayer.closure.lock import LockFile, library_input_names, lock_unlocked, read_lock
+from nixlayer.closure.lock import library_input_names, lock_unlocked, read_lock
 from nixlayer.closure.paths import config_root, prepare_root
 from nixlayer.closure.render import commit_render, plan_render
 from nixlayer.closure.results import RenderResult
@@ -24,6 +24,7 @@ from nixlayer.closure.spec import VMSpec
 from nixlayer.errors import NixlayerError
 from nixlayer.fsutil import state_dir, target_lock, write_files_atomically
 from nixlayer.nix import commands
+from nixlayer.nix.nixjson.flakelock import FlakeLock
 from nixlayer.nix.runner import Nix
 
 log = logging.getLogger("nixlayer")
@@ -63,25 +64,6 @@ class FleetEvent:
     total: int
     seconds: float = 0.0
     error: str | None = None
-
-
-def shared_lock(template: LockFile, keep: Sequence[str]) -> dict[str, Any]:
-    """A lock file holding only `keep` root inputs of `template` and the nodes they
-    reach: the library pin, shared by every VM that uses the same library."""
-    nodes = template.data["nodes"]
-    root = template.data["root"]
-    root_inputs = {k: v for k, v in template.root_inputs.items() if k in keep}
-    reached: set[str] = set()
-    todo = [v for v in root_inputs.values() if isinstance(v, str)]
-    while todo:
-        n = todo.pop()
-        if n in reached:
-            continue
-        reached.add(n)
-        todo += [v for v in nodes[n].get("inputs", {}).values() if isinstance(v, str)]
-    out_nodes = {n: nodes[n] for n in sorted(reached)}
-    out_nodes[root] = {"inputs": root_inputs}
-    return {"nodes": out_nodes, "root": root, "version": template.data["version"]}
 
 
 class _Fleet:
@@ -156,18 +138,18 @@ class _Fleet:
         finally:
             self.spent[name] += time.perf_counter() - start
 
-    def render_and_lock(self, name: str, template: LockFile | None) -> LockFile | None:
+    def render_and_lock(self, name: str, template: FlakeLock | None) -> FlakeLock | None:
         r = self.planned[name]
         self.event(name, "locking")
 
-        def work() -> LockFile:
+        def work() -> FlakeLock:
             with target_lock(self.root, name):
                 commit_render(r)
                 lock = r.config_dir / "flake.lock"
                 if template is not None and not lock.exists():
                     assert r.manifest is not None
                     keep = library_input_names(template, r.manifest)
-                    seeded = shared_lock(template, keep)
+                    seeded = template.shared(keep)
                     write_files_atomically(
                         {lock: json.dumps(seeded, indent=2, sort_keys=True) + "\n"}
                     )
@@ -175,7 +157,7 @@ class _Fleet:
                 return read_lock(lock)
 
         try:
-            result: LockFile = self.timed(name, work)
+            result: FlakeLock = self.timed(name, work)
             return result
         except NixlayerError as exc:
             self.fail(name, "failed", describe(exc, "lock"))

@@ -10,9 +10,7 @@ old copy (Nix issue 7860): we warn.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from nixlayer.closure.manifest import Manifest, read_manifest
 from nixlayer.closure.paths import prepare_root
@@ -20,8 +18,9 @@ from nixlayer.closure.results import LockResult
 from nixlayer.errors import InputError
 from nixlayer.fsutil import target_lock
 from nixlayer.nix import commands
+from nixlayer.nix.nixjson import flakelock
+from nixlayer.nix.nixjson.flakelock import FlakeLock
 from nixlayer.nix.runner import Nix
-from nixlayer.safeload import parse_json, read_text
 
 log = logging.getLogger("nixlayer")
 
@@ -45,47 +44,10 @@ def check_config_dir(config_dir: Path | str) -> Path:
     return cdir
 
 
-@dataclass(frozen=True)
-class LockFile:
-    """flake.lock, parsed once: its root inputs and the nodes they name."""
-
-    data: dict[str, Any]
-
-    @property
-    def root_inputs(self) -> dict[str, Any]:
-        inputs: dict[str, Any] = self.data["nodes"][self.data["root"]].get("inputs", {})
-        return inputs
-
-    def locked(self, name: str) -> dict[str, Any] | None:
-        node = self.root_inputs.get(name)
-        if not isinstance(node, str):
-            return None  # a `follows` input has no pin of its own
-        locked: dict[str, Any] = self.data["nodes"][node].get("locked", {})
-        return locked
-
-
-def read_lock(lock_file: Path) -> LockFile:
-    """The lock file, or an empty one when there is none yet. A damaged file is bad
-    input (one line), not a traceback."""
-    if not lock_file.is_file():
-        return LockFile({"nodes": {"root": {}}, "root": "root", "version": 7})
-    where = f"{lock_file} is not a flake lock file"
-    data = parse_json(read_text(lock_file, "flake.lock"), "flake.lock", str(lock_file))
-    ok = (
-        isinstance(data, dict)
-        and isinstance(data.get("nodes"), dict)
-        and isinstance(data.get("root"), str)
-        and isinstance(data["nodes"].get(data["root"]), dict)
-        and all(isinstance(n, dict) for n in data["nodes"].values())
-        and isinstance(data["nodes"][data["root"]].get("inputs", {}), dict)
-    )
-    if not ok:
-        raise InputError("flake.lock", f"{where} (no nodes/root)")
-    lock = LockFile(data)
-    for name, node in lock.root_inputs.items():
-        if isinstance(node, str) and node not in data["nodes"]:
-            raise InputError("flake.lock", f"{where}: input {name!r} names no node")
-    return lock
+def read_lock(lock_file: Path) -> FlakeLock:
+    """The lock file (parsed once, by the typed boundary), or an empty one when there is
+    none yet. A damaged file is bad input (one line), not a traceback."""
+    return flakelock.read(lock_file) or flakelock.empty()
 
 
 def lock_unlocked(cdir: Path, *, update_library: bool, nix: Nix | None) -> LockResult:
@@ -95,7 +57,7 @@ def lock_unlocked(cdir: Path, *, update_library: bool, nix: Nix | None) -> LockR
     old = read_lock(lock_file)
     overrides = manifest.override_inputs
     # A fresh lock pins everything at its current state; only existing pins move.
-    update = [name for name in overrides if name in old.root_inputs]
+    update = [name for name in overrides if name in old.root_inputs()]
     library_inputs = library_input_names(old, manifest)
     warnings: list[str] = []
     if update_library:
@@ -107,9 +69,9 @@ def lock_unlocked(cdir: Path, *, update_library: bool, nix: Nix | None) -> LockR
     nix.run(commands.flake_lock(f"path:{cdir}", update, nix.version().dialect))
     new = read_lock(lock_file)
     moved = tuple(
-        n for n in new.root_inputs if n in old.root_inputs and new.locked(n) != old.locked(n)
+        n for n in new.root_inputs() if n in old.root_inputs() and new.locked(n) != old.locked(n)
     )
-    added = tuple(n for n in new.root_inputs if n not in old.root_inputs)
+    added = tuple(n for n in new.root_inputs() if n not in old.root_inputs())
     return LockResult(
         config_dir=cdir,
         lock_file=lock_file,
@@ -120,17 +82,17 @@ def lock_unlocked(cdir: Path, *, update_library: bool, nix: Nix | None) -> LockR
     )
 
 
-def library_input_names(lock: LockFile, manifest: Manifest) -> list[str]:
+def library_input_names(lock: FlakeLock, manifest: Manifest) -> list[str]:
     """Root inputs with a pin of their own that are not source overrides: the
     library (and any input the template adds)."""
     return [
         n
-        for n, v in lock.root_inputs.items()
+        for n, v in lock.root_inputs().items()
         if isinstance(v, str) and n not in manifest.override_inputs
     ]
 
 
-def _stale_path_pins(lock: LockFile, names: list[str], nix: Nix) -> list[str]:
+def _stale_path_pins(lock: FlakeLock, names: list[str], nix: Nix) -> list[str]:
     """Warnings for `path:` pins whose directory no longer has the pinned content."""
     out = []
     for name in names:

@@ -99,8 +99,11 @@ def read(path: Path) -> FlakeLock | None:
     """The lock file at `path`, or None when there is none yet."""
     if not path.is_file():
         return None
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(FIELD, f"cannot read {path}: {exc}") from exc
-    return parse(text, str(path))
+    from nixlayer.safeload import read_text  # bounded, UTF-8, regular files only
+
+    return parse(read_text(path, FIELD), str(path))
+
+
+def empty() -> FlakeLock:
+    """The lock of a flake that has none yet."""
+    return FlakeLock(root="root", nodes={"root": {}}, version=7)
