@@ -261,3 +261,16 @@ def test_template_and_default_list(layered: Layered, tmp_path: Path) -> None:
     # One list (nixlib/protected-units.json), read by the Nix library and by the guard.
     listed = json.loads(run_nix("eval", "--json", f"path:{NIXLIB}#lib.defaultProtectedUnits"))
     assert tuple(listed) == default_units("systemd") and "sshd.service" in listed
+
+
+def test_switch_shows_the_closure_diff_before_activating(layered: Layered) -> None:
+    """The job adds `hello` (revision B's) to the runner's closure: switch says so in its
+    prediction, on the terminal and in the envelope, before anything is activated."""
+    result = json_result(cli(*layered.args("--action", "dry-activate", "--json"), env=layered.env))
+    closure = result["closure"]
+    assert [p["name"] for p in closure["added"]] == ["hello"]
+    assert closure["new_paths"] > closure["old_paths"] and closure["removed"] == []
+    human = cli(*layered.args("--action", "dry-activate"), env=layered.env)
+    assert human.returncode == 0, human.stderr
+    assert "closure: " in human.stderr and "1 added, 0 removed" in human.stderr
+    assert all(call.endswith(" dry-activate") for call in layered.stc_calls())

@@ -178,8 +178,6 @@ def _human(doc: PlanDocument) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    from nixlayer.planner.markdown import size
-
     console = Console(highlight=False, soft_wrap=True)
     plan, protected = doc.switch, set(doc.protected)
     dry = plan.action == "dry-activate"
@@ -213,11 +211,7 @@ def _human(doc: PlanDocument) -> None:
         console.print("nothing to stop, start, restart or reload")
     c = doc.closure
     if c is not None:
-        console.print(
-            f"closure: {c.old_paths} -> {c.new_paths} paths, {size(c.size_delta, True)}; "
-            f"{len(c.added)} added, {len(c.removed)} removed, {len(c.version)} version "
-            f"changes, {len(c.size)} size changes"
-        )
+        console.print(escape(c.summary()))
         for p in [*c.added, *c.removed, *c.version]:
             old, new = ", ".join(p.old_versions) or "-", ", ".join(p.new_versions) or "-"
             console.print(f"  {p.change:>8} {escape(p.name)} {escape(old)} -> {escape(new)}")

@@ -157,6 +157,8 @@ def show_prediction(prediction: Prediction) -> None:
             shown = True
     if not shown:
         info("  no unit changes")
+    if prediction.closure is not None:
+        info(f"  {prediction.closure.summary()}")
 
 
 def _quiet_plan(args: argparse.Namespace) -> Any:

@@ -19,6 +19,7 @@ from nixlayer.layer.kinds import KINDS, Kind
 from nixlayer.layer.protection import Family, build_protection
 from nixlayer.layer.transient import systemd_running
 from nixlayer.layer.where import Where
+from nixlayer.planner.closure_diff import ClosureDiff
 from nixlayer.planner.inhibitors import (
     InhibitorDiff,
     check_applies,
@@ -48,6 +49,7 @@ class Prediction:
     inhibitors: InhibitorDiff
     violations: list[Violation] = field(default_factory=list)
     inhibited: str | None = None  # why the inhibitors refuse (None: they do not)
+    closure: ClosureDiff | None = None  # packages added, removed, changed (None: unknown)
 
     @property
     def refused(self) -> bool:
@@ -59,6 +61,7 @@ class Prediction:
             "plan": asdict(self.plan),
             "protected": self.protected,
             "inhibitors": {k: list(v) for k, v in self.inhibitors.differing.items()},
+            "closure": self.closure.to_json() if self.closure else None,
         }
 
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from nixlayer.errors import NixlayerError
 from nixlayer.layer.activate import Activation, ActivationResult
 from nixlayer.layer.base import BaseRef, resolve_base
 from nixlayer.layer.failures import IncompleteSwitchError
@@ -26,6 +27,7 @@ from nixlayer.layer.where import Where
 from nixlayer.nix import commands
 from nixlayer.nix.nixjson import build as build_json
 from nixlayer.nix.runner import Nix, ProgressCallback
+from nixlayer.planner.closure_diff import ClosureDiff, closure_diff
 from nixlayer.planner.model import Action, SwitchPlan
 
 log = logging.getLogger("nixlayer")
@@ -50,6 +52,7 @@ class SwitchResult:
     reboot_needed: bool
     failed_units: list[str] = field(default_factory=list)
     transient_units: list[str] = field(default_factory=list)
+    closure: dict[str, Any] | None = None  # ClosureDiff of the running and the new system
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +78,22 @@ def build_layer(
     )
     out = nix.run(argv, progress=progress).stdout
     return base_ref, config, build_json.out_path(out)
+
+
+def closure_change(current: Path, toplevel: str, nix: Nix) -> ClosureDiff | None:
+    """What the switch adds, removes and changes in the closure, when the running system
+    is a store path this store knows (best effort: the switch never depends on it)."""
+    try:
+        running = os.path.realpath(current)
+    except OSError:
+        return None
+    if not running.startswith("/nix/store/") or not os.path.isdir(running):
+        return None
+    try:
+        return closure_diff(running, toplevel, nix)
+    except NixlayerError as exc:
+        log.info("no closure diff (%s)", exc)
+        return None
 
 
 def switch(
@@ -114,6 +133,7 @@ def switch(
             allow_restart=allow_restart,
             on_inhibit=on_inhibit,
         )
+        prediction = replace(prediction, closure=closure_change(cur, toplevel, nix))
         if prediction.refused:
             raise refusal(prediction, "switch")
         if on_plan:
@@ -135,6 +155,7 @@ def switch(
         action=prediction.action,
         requested_action=requested,
         plan=prediction.plan,
+        closure=prediction.closure.to_json() if prediction.closure else None,
         protected=prediction.protected,
         inhibitors={k: list(v) for k, v in prediction.inhibitors.differing.items()},
         activated=done.activated,

@@ -124,11 +124,6 @@ def derivation_closure(installable: str) -> Argv:
     return ["path-info", "--derivation", "--recursive", installable]
 
 
-def path_info_closure(paths: Sequence[str]) -> Argv:
-    """The closure of `paths` with each path's registration (narSize, references)."""
-    return ["path-info", "--json", "--recursive", *paths]
-
-
 def eval_expr(expr: str) -> Argv:
     """Evaluate an expression for its side effects (traces, .drv files); prints null."""
     return ["eval", "--json", "--expr", expr]
@@ -157,7 +152,12 @@ def build_log(installable: str) -> Argv:
 
 
 def path_info_json(
-    store: str, nix_version: NixVersion, paths: Sequence[str] = (), *, all_paths: bool = False
+    store: str | None,
+    nix_version: NixVersion,
+    paths: Sequence[str] = (),
+    *,
+    all_paths: bool = False,
+    recursive: bool = False,
 ) -> Argv:
     """`nix path-info --json` for `paths` (or every valid path), parsed by
     nix/nixjson/pathinfo.py. Nix 2.33+ deprecates `--json` alone and older Nix
@@ -166,7 +166,10 @@ def path_info_json(
     argv = ["path-info", "--json"]
     if nix_version.implementation != "lix" and nix_version.version >= (2, 33, 0):
         argv += ["--json-format", "1"]
-    argv += ["--store", store]
+    if recursive:
+        argv += ["--recursive"]
+    if store is not None:  # None: the store every other call uses
+        argv += ["--store", store]
     return [*argv, "--all"] if all_paths else [*argv, *paths]
 
 

@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from nixlayer.errors import NixlayerError
 from nixlayer.nix import commands
+from nixlayer.nix.nixjson import pathinfo
 from nixlayer.nix.runner import Nix
-from nixlayer.planner.pathinfo_view import nar_sizes
 
 STORE_NAME = re.compile(r"^/[^\0]*/[0-9a-df-np-sv-z]{32}-(.+)$")
 VERSION_START = re.compile(r"-(?![A-Za-z])")
@@ -71,6 +72,25 @@ class ClosureDiff:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def summary(self) -> str:
+        """One line: paths, size and what kind of changes."""
+        return (
+            f"closure: {self.old_paths} -> {self.new_paths} paths, "
+            f"{human_size(self.size_delta, True)}; {len(self.added)} added, "
+            f"{len(self.removed)} removed, {len(self.version)} version changes, "
+            f"{len(self.size)} size changes"
+        )
+
+
+def human_size(n: int, signed: bool = False) -> str:
+    sign = ("+" if n > 0 else "-" if n < 0 else "±") if signed else ""
+    value = float(abs(n))
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{sign}{value:.0f} {unit}" if unit == "B" else f"{sign}{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
 
 @dataclass
 class _Side:
@@ -118,7 +138,13 @@ def diff_closures(old: Mapping[str, int], new: Mapping[str, int]) -> ClosureDiff
 
 
 def closure_of(toplevel: str, nix: Nix) -> dict[str, int]:
-    return nar_sizes(nix.run(commands.path_info_closure([toplevel])).stdout)
+    """Every path of `toplevel`'s closure with its NAR size (any Nix's path-info shape)."""
+    argv = commands.path_info_json(None, nix.version(), [toplevel], recursive=True)
+    try:
+        found = pathinfo.parse(nix.run(argv).stdout)
+    except pathinfo.PathInfoFormatError as exc:
+        raise NixlayerError(f"nix path-info printed an unknown shape: {exc}") from None
+    return {p: info.nar_size for p, info in found.valid.items()}
 
 
 def closure_diff(old_toplevel: str, new_toplevel: str, nix: Nix | None = None) -> ClosureDiff:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 
-from nixlayer.planner.closure_diff import ClosureDiff, PackageChange
+from nixlayer.planner.closure_diff import ClosureDiff, PackageChange, human_size
 from nixlayer.planner.document import PlanDocument
 from nixlayer.planner.model import Decision
 
@@ -23,14 +23,7 @@ def _code(text: str) -> str:
     return f"<code>{_cell(text)}</code>"
 
 
-def size(n: int, signed: bool = False) -> str:
-    sign = ("+" if n > 0 else "-" if n < 0 else "±") if signed else ""
-    value = float(abs(n))
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{sign}{value:.0f} {unit}" if unit == "B" else f"{sign}{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+size = human_size  # one formatter for plan, markdown and switch
 
 
 def _count(decisions: list[Decision]) -> str:
