@@ -405,7 +405,7 @@ let
 in
 {
   options.systemd.services = mkOption { type = types.attrsOfSubmodule unitOptions; default = { }; };
-  config.system.build.unitFiles = map (n: pkgs.writeText "unit-${n}.service" (render n config.systemd.services.${n}))
+  config.system.build.unitFiles = map (n: pkgs.writeText "unit-${builtins.replaceStrings [ "@" ] [ "-" ] n}.service" (render n config.systemd.services.${n}))
     (builtins.attrNames (lib.filterAttrs (_: u: u.enable) config.systemd.services));
 }
 """
