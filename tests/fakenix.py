@@ -10,12 +10,15 @@ commands each flow runs, in which order, with which arguments, on every dialect.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import io
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nixlayer.nix.nixjson.version import parse as parse_version
-from nixlayer.nix.runner import Nix, ProgressCallback, display
+from nixlayer.nix.runner import Nix, ProgressCallback, Streaming, display
 from nixlayer.nix.version import NixVersion
 
 DATA = Path(__file__).parent / "data" / "nix-json"
@@ -83,9 +86,38 @@ class FakeNix(Nix):
         stdout = rule.answer(argv, stdin) if rule.answer is not None else rule.stdout
         return rule.returncode, stdout, rule.stderr
 
+    @contextmanager
+    def spawn(self, argv: list[str]) -> Iterator[Streaming]:
+        """A streamed `nix` (the fleet's shared evaluator): recorded like the others; its
+        stderr is the rule's `answer` (or `stderr`), its exit status the rule's."""
+        self.calls.append(argv)
+        rule = next((r for r in self.rules if r.matches(argv)), None)
+        if rule is None:
+            yield _Spawned(io.StringIO(""), 0)
+            return
+        if rule.effect is not None:
+            rule.effect(argv, None)
+        stderr = rule.answer(argv, None) if rule.answer is not None else rule.stderr
+        yield _Spawned(io.StringIO(stderr), rule.returncode)
+
     def commands(self) -> list[str]:
         """The calls as pasteable lines: what a user would see logged."""
         return [display(c) for c in self.calls]
+
+
+@dataclass
+class _Spawned:
+    """What `Nix.spawn` gives the caller, already finished."""
+
+    stderr: io.StringIO
+    returncode: int
+    pid: int = field(default_factory=os.getpid)  # some live process, for its memory
+
+    def kill(self) -> None:
+        pass
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.returncode
 
 
 def captured(version: str, name: str) -> str:

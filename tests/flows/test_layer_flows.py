@@ -13,7 +13,6 @@ from nixlayer.layer.where import Where
 from tests.fakenix import FakeNix, captured, dialect_version
 
 VERSIONS = ["2.8", "2.26", "2.34"]
-EVAL_INPUTS = "f: builtins.attrNames (f.inputs or { })"
 
 
 @pytest.fixture
@@ -32,13 +31,46 @@ def base(tmp_path: Path) -> Path:
     return d
 
 
+@pytest.fixture
+def where(tmp_path: Path) -> Where:
+    current = tmp_path / "current-system"
+    (current / "etc/systemd/system").mkdir(parents=True)
+    return Where(current=current, runtime_dir=tmp_path / "run", state_dir=tmp_path / "state")
+
+
 def fake(version: str, toplevel: Path) -> FakeNix:
+    """Nix `version` as captured: the job's metadata (a `base` input, overridden), the
+    configuration names, and a build whose output is `toplevel`."""
     nix = FakeNix(dialect_version(version))
-    nix.on("nix", "eval", "--json", "--file", stdout='["base","nixpkgs"]')
-    nix.on("nix", "eval", "--json", stdout='["default","runner"]')
-    build = [{"drvPath": "/nix/store/x.drv", "outputs": {"out": str(toplevel)}}]
+    nix.on("nix", "flake", "metadata", stdout=captured(version, "flake-metadata-job.json"))
+    nix.on("nix", "eval", "--json", stdout=captured(version, "eval-names.json"))
+    build = json.loads(captured(version, "build.json"))
+    build[0]["outputs"]["out"] = str(toplevel)
     nix.on("nix", "build", stdout=json.dumps(build))
     return nix
+
+
+def metadata(job: Path, base: Path) -> list[str]:
+    """How prepare and switch first read the job: as Nix would lock it over the base,
+    without writing its lock."""
+    return [
+        "nix",
+        "flake",
+        "metadata",
+        "--json",
+        f"path:{job}",
+        "--no-write-lock-file",
+        "--override-input",
+        "base",
+        f"path:{base}",
+    ]
+
+
+def nix_error(version: str, name: str) -> tuple[int, str, str]:
+    """(exit status, stderr, Nix's own error line) of a captured failure."""
+    head, stderr = captured(version, name).split("\n", 1)
+    line = next(ln for ln in stderr.splitlines() if ln.startswith("error: "))
+    return int(head.removeprefix("exit ")), stderr, line.removeprefix("error: ")
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -46,43 +78,55 @@ def test_prepare_rewrites_only_the_base_pin(job: Path, base: Path, version: str)
     nix = fake(version, job)
     out = prepare(job, base=str(base), nix=nix)
     assert nix.calls == [
-        ["nix", "eval", "--json", "--file", str(job / "flake.nix"), "--apply", EVAL_INPUTS],
+        metadata(job, base),
         ["nix", "flake", "lock", f"path:{job}", "--override-input", "base", f"path:{base}"],
     ]
-    assert out["base"] == f"path:{base}"
+    assert out == {"lock_file": str(job / "flake.lock"), "base": f"path:{base}", "origin": "--base"}
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_prepare_relays_the_evaluation_error(job: Path, base: Path, version: str) -> None:
     nix = fake(version, job)
-    nix.on("nix", "eval", returncode=1, stderr=captured(version, "stderr/eval-file-throw.txt"))
+    code, stderr, cause = nix_error(version, "stderr/flake-metadata-throw.txt")
+    nix.on("nix", "flake", "metadata", returncode=code, stderr=stderr)
     nix.rules.insert(0, nix.rules.pop())
     with pytest.raises(InputError) as info:
         prepare(job, base=str(base), nix=nix)
-    assert str(info.value).endswith("does not evaluate: the job's inputs are broken")
-    assert len(nix.calls) == 1
+    assert info.value.field == "FLAKE_DIR"
+    assert str(info.value) == f"FLAKE_DIR: {job}/flake.nix does not evaluate: {cause}"
+    assert nix.calls == [metadata(job, base)]
+
+
+def test_prepare_refuses_a_job_without_a_base_input(job: Path, base: Path) -> None:
+    """The library's own metadata (no `base` among its inputs): nothing is locked."""
+    nix = fake("2.34", job)
+    nix.on("nix", "flake", "metadata", stdout=captured("2.34", "flake-metadata-path.json"))
+    nix.rules.insert(0, nix.rules.pop())
+    with pytest.raises(InputError) as info:
+        prepare(job, base=str(base), nix=nix)
+    assert "flake.nix has no `base` input" in str(info.value)
+    assert nix.calls == [metadata(job, base)]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_switch_evaluates_builds_over_the_base_then_plans(
-    tmp_path: Path, job: Path, base: Path, version: str
+    tmp_path: Path, job: Path, base: Path, where: Where, version: str
 ) -> None:
-    toplevel, current = tmp_path / "new-system", tmp_path / "current-system"
-    for d in (toplevel, current):
-        (d / "etc/systemd/system").mkdir(parents=True)
+    toplevel = tmp_path / "new-system"
+    (toplevel / "etc/systemd/system").mkdir(parents=True)
     nix = fake(version, toplevel)
     result = switch(
         job,
         base=str(base),
         kind="system-manager",
-        name="runner",
+        name="vm",  # what the captured attrNames answer holds
         action="dry-activate",
-        where=Where(current=current, runtime_dir=tmp_path / "run", state_dir=tmp_path / "state"),
+        where=where,
         nix=nix,
     )
     override = ["--override-input", "base", f"path:{base}"]
     assert nix.calls == [
-        ["nix", "eval", "--json", "--file", str(job / "flake.nix"), "--apply", EVAL_INPUTS],
+        metadata(job, base),
         [
             "nix",
             "eval",
@@ -95,17 +139,20 @@ def test_switch_evaluates_builds_over_the_base_then_plans(
         [
             "nix",
             "build",
-            f"path:{job}#systemConfigs.runner",
+            f"path:{job}#systemConfigs.vm",
             "--json",
             "--no-link",
             *override,
             "--no-write-lock-file",
         ],
     ]
-    assert result.toplevel == str(toplevel) and not result.activated
+    assert result.toplevel == str(toplevel) and result.configuration == "vm"
+    assert not result.activated and result.outcome == "ok"
 
 
-def test_switch_over_a_broken_base_says_why(job: Path, base: Path, tmp_path: Path) -> None:
+def test_switch_over_a_broken_base_says_why(
+    job: Path, base: Path, where: Where, tmp_path: Path
+) -> None:
     nix = fake("2.34", tmp_path)
     nix.on(
         "nix",
@@ -117,6 +164,13 @@ def test_switch_over_a_broken_base_says_why(job: Path, base: Path, tmp_path: Pat
     )
     nix.rules.insert(0, nix.rules.pop())
     with pytest.raises(InputError) as info:
-        switch(job, base=str(base), kind="nixos", action="dry-activate", nix=nix)
-    assert str(info.value).endswith("mmtests is broken in lib-b")
-    assert [c[1] for c in nix.calls] == ["eval", "eval"]
+        switch(job, base=str(base), kind="nixos", action="dry-activate", where=where, nix=nix)
+    assert info.value.field == "base"
+    assert str(info.value) == (
+        f"base: cannot evaluate the job over path:{base}: mmtests is broken in lib-b"
+    )
+    assert [c[:3] for c in nix.calls] == [
+        ["nix", "flake", "metadata"],
+        ["nix", "eval", "--json"],
+    ]
+    assert nix.calls[1][3] == f"path:{job}#nixosConfigurations"

@@ -11,7 +11,7 @@ from nixlayer.nix.nixjson import build, evaluate, flakelock, metadata
 from nixlayer.nix.nixjson import version as nix_version
 from tests.nixjson.data import VERSIONS, WORK, every_version, newer_than_2_8, read
 
-TOPLEVEL = "/nix/store/k5y27hq28y9xlxzcb0h5yx86lzp91fja-nixos-system-vm-26.05"
+TOPLEVEL = "/nix/store/hwazjyb1lf91mni1a42qd68m48cw4hm5-nixos-system-vm-26.05"
 
 
 def test_three_versions_are_captured() -> None:

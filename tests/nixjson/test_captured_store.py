@@ -9,7 +9,7 @@ from nixlayer.nix.nixjson.config import parse_settings
 from nixlayer.nix.nixjson.version import parse as parse_version
 from tests.nixjson.data import VERSIONS, every_version, read
 
-TOPLEVEL = "/nix/store/k5y27hq28y9xlxzcb0h5yx86lzp91fja-nixos-system-vm-26.05"
+TOPLEVEL = "/nix/store/hwazjyb1lf91mni1a42qd68m48cw4hm5-nixos-system-vm-26.05"
 BOGUS = "/nix/store/00000000000000000000000000000000-x"
 
 

@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import shlex
-import shutil
 import subprocess
 import threading
 import time
@@ -35,13 +34,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nixlayer.errors import NixError, NixlayerError, NixNotFoundError
+from nixlayer.errors import NixError, NixlayerError
 from nixlayer.fsutil import target_lock, write_files_atomically
 from nixlayer.nix import commands, nixlang
 from nixlayer.nix.runner import Nix
 
 log = logging.getLogger("nixlayer")
-nixlog = logging.getLogger("nixlayer.nix")
 
 BEGIN = "trace: nixlayer-begin "
 DONE = "trace: nixlayer-done "
@@ -126,18 +124,14 @@ def _one_evaluator(
     batch: Sequence[Target], nix: Nix, budget_kb: int, stats: EvalStats
 ) -> tuple[dict[str, Evaluated], list[Target]]:
     """Run one evaluator over `batch`; return its results and the targets it left."""
-    argv = nix.argv(commands.eval_expr(fleet_expr(batch)))
-    nixlog.info("$ %s", shlex.join(argv))
-    if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
-        raise NixNotFoundError(f"cannot find {argv[0]!r}: install Nix, or set NIXLAYER_NIX")
-    env = {**os.environ, **nix.env} if nix.env else None
+    args = commands.eval_expr(fleet_expr(batch))
+    argv = nix.argv(args)
     results: dict[str, Evaluated] = {}
     current: str | None = None
     other: list[str] = []
     stopped = False
-    with subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
-    ) as proc:
+    # Through the runner: logged, and ended with nixlayer on a signal.
+    with nix.stream(args) as proc:
         with stats._lock:
             stats.evaluators += 1
         assert proc.stderr is not None

@@ -20,9 +20,10 @@ import signal
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import IO, Protocol
 
 from nixlayer.errors import (
     Interrupted,
@@ -39,6 +40,21 @@ from nixlayer.nix.version import NixVersion
 log = logging.getLogger("nixlayer.nix")
 
 ProgressCallback = Callable[[BuildProgress], None]
+
+
+class Streaming(Protocol):
+    """A running `nix` whose stderr is read as it comes (a subprocess.Popen)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def stderr(self) -> IO[str] | None: ...
+
+    def kill(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
 
 _version_cache: dict[str, NixVersion] = {}
 _version_lock = threading.Lock()
@@ -136,6 +152,25 @@ class Nix:
         env = {**os.environ, **self.env} if self.env else None
         return _children.run(argv, cwd, env, stdin, progress)
 
+    @contextmanager
+    def stream(self, args: Sequence[str], *, tool: str = "nix") -> Iterator[Streaming]:
+        """Start `nix args...` with stderr piped, stdout discarded, for a caller that
+        reads stderr line by line (the fleet's shared evaluator). Logged, and one of the
+        runner's children like every other `nix`, so a signal ends it too."""
+        argv = self.argv(args, tool)
+        log.info("$ %s", display(argv))
+        with self.spawn(argv) as proc:
+            yield proc
+
+    def spawn(self, argv: list[str]) -> AbstractContextManager[Streaming]:
+        """Start one process for `stream`. The recording fake Nix replaces only this."""
+        if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
+            raise NixNotFoundError(
+                f"cannot find {argv[0]!r}: install Nix, or set NIXLAYER_NIX to its path"
+            )
+        env = {**os.environ, **self.env} if self.env else None
+        return _children.spawn(argv, env)
+
 
 def display(argv: Sequence[str]) -> str:
     """The pasteable line for `argv`: without the progress flags nixlayer adds."""
@@ -215,6 +250,33 @@ class _Children:
             # Asked to stop while it ran: what it printed is not a result.
             raise Interrupted(self.stopping)
         return proc.returncode, stdout, stderr
+
+    @contextmanager
+    def spawn(
+        self, argv: list[str], env: Mapping[str, str] | None
+    ) -> Iterator[subprocess.Popen[str]]:
+        """A child whose stderr the caller reads; ended (and forgotten) on the way out."""
+        with self._bookkeeping():
+            if self.stopping is not None:
+                raise Interrupted(self.stopping)
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                process_group=0,
+            )
+            self._procs.add(proc)
+        try:
+            yield proc
+        finally:
+            _end(proc, self.stopping or signal.SIGTERM)
+            with self._bookkeeping():
+                self._procs.discard(proc)
+        if self.stopping is not None:
+            raise Interrupted(self.stopping)
 
     def stop(self, signum: int) -> None:
         """Forward `signum` to every running `nix` (its whole process group)."""
