@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ class World:
     stand_in: StandIn
     _layered: Any = None
     _image: Path | None = None
+    _daemon: Any = None
 
     def spec(self, name: str = "vm", **extra: Any) -> Path:
         data = {
@@ -75,10 +76,25 @@ class World:
             self._image = docker_save(work / "image.tar", layers_for(root))
         return self._image
 
+    @property
+    def daemon_dir(self) -> Path:
+        """A private host nix-daemon's store root, with settings configure accepts."""
+        if self._daemon is None:
+            from tests.runner_store import host_daemon
+
+            self._daemon = host_daemon.start(self.tmp / "host-daemon")
+        root: Path = self._daemon.root
+        return root
+
 
 @pytest.fixture(scope="module")
-def world(stand_in: StandIn, tmp_path_factory: pytest.TempPathFactory) -> World:
-    return World(tmp_path_factory.mktemp("envelope"), stand_in)
+def world(stand_in: StandIn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    w = World(tmp_path_factory.mktemp("envelope"), stand_in)
+    yield w
+    if w._daemon is not None:
+        from tests.runner_store import host_daemon
+
+        host_daemon.stop(w._daemon)
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +121,12 @@ def _config(d: Path) -> Path:
     target = d / "config.toml"
     shutil.copyfile(REPO / "tests/runner_store/configs/seed002.toml", target)
     return target
+
+
+def _configure(w: World, d: Path, *extra: str) -> list[str]:
+    """Daemon mode against a running daemon whose settings configure accepts."""
+    daemon = ["--mode", "daemon", "--dir", str(w.daemon_dir)]
+    return ["runner-store", "configure", "--config", str(_config(d)), *daemon, *extra]
 
 
 def _broken_flake(d: Path) -> Path:
@@ -142,7 +164,7 @@ SUCCESS: dict[str, Scenario] = {
         0,
     ),
     "runner-store configure": lambda w, d: (
-        ["runner-store", "configure", "--config", str(_config(d)), "--mode", "daemon"],
+        _configure(w, d),
         {},
         0,
     ),
@@ -183,7 +205,7 @@ FAILURE: dict[str, Scenario] = {
     ),
     # --check on a file that would change: exit 1 with the diff as the result.
     "runner-store configure": lambda w, d: (
-        ["runner-store", "configure", "--config", str(_config(d)), "--mode", "daemon", "--check"],
+        _configure(w, d, "--check"),
         {},
         1,
     ),

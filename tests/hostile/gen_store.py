@@ -24,6 +24,9 @@ CONFIG = b"""concurrent = 2
     image = "alpine:3"
     volumes = ["/cache"]
 """
+# A store root without a daemon: daemon mode refuses it (exit 2, naming --dir) once the
+# file and the flags have passed, whatever the machine runs at /.
+NO_DAEMON = ("--dir", "{S}/store")
 
 
 def toml_docs(rng: random.Random) -> Iterator[tuple[str, bytes]]:
@@ -59,21 +62,26 @@ def toml_docs(rng: random.Random) -> Iterator[tuple[str, bytes]]:
 
 def store_cases(rng: random.Random) -> Iterator[Case]:
     for name, data in toml_docs(rng):
-        files: dict[str, Entry] = {"config.toml": data}
+        # A seeded store (as configure checks it) so copy mode gets as far as the file.
+        files: dict[str, Entry] = {"config.toml": data, "store/nix/var/nix/db/db.sqlite": b""}
         for mode in ("daemon", "copy"):
             argv = ("runner-store", "configure", "--config", "{S}/config.toml", "--mode", mode)
-            extra = ("--dir", "{S}/store") if mode == "copy" else ()
-            yield Case(f"configure-{mode}-{name}", (*argv, *extra, "--json"), files, ANY, ("--config", "config.toml", "--runner", "--image"), guard_ok=True)  # fmt: skip
+            # Daemon mode reads the daemon at DIR, after the file: there is none at {S}/store.
+            yield Case(f"configure-{mode}-{name}", (*argv, *NO_DAEMON, "--json"), files, ANY, ("--config", "config.toml", "--runner", "--image", "--dir"), guard_ok=True)  # fmt: skip
         yield Case(f"status-{name}", ("runner-store", "status", "--config", "{S}/config.toml", "--json"), files, ANY, ("--config", "config.toml"))  # fmt: skip
     good: dict[str, Entry] = {"config.toml": CONFIG}
     for vname, value in STRINGS.items():
         exp = REJECT if vname in HOSTILE_ALWAYS else ANY
         base = ("runner-store", "configure", "--config", "{S}/config.toml", "--mode", "daemon")
         yield Case(
-            f"configure-runner-{vname}", (*base, "--runner", value), good, exp, ("--runner",)
+            f"configure-runner-{vname}",
+            (*base, *NO_DAEMON, "--runner", value),
+            good,
+            exp,
+            ("--runner", "--dir"),
         )
         # --check exits 1 when the file would change (the diff is the result).
-        yield Case(f"configure-image-{vname}", (*base, "--image", value, "--check", "--json"), good, REJECT if vname in HOSTILE_ALWAYS else NIX, ("--image",))  # fmt: skip
+        yield Case(f"configure-image-{vname}", (*base, *NO_DAEMON, "--image", value, "--check", "--json"), good, REJECT if vname in HOSTILE_ALWAYS else NIX, ("--image", "--dir"))  # fmt: skip
         yield Case(f"configure-dir-{vname}", (*base, "--dir", value), good, exp, ("--dir",))
     for name, (path, files) in path_variants("file").items():
         yield Case(f"configure-config-{name}", ("runner-store", "configure", "--config", path, "--mode", "daemon"), files, REJECT, ("--config",))  # fmt: skip

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from nixlayer.closure.manifest import MANIFEST, Manifest
 from nixlayer.fsutil import lock_path, state_dir
 from tests.helpers import nixlayer_bin
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.nix
 
 SLOW_FLAKE = """{
   outputs = { self }: {
-    toplevel = derivation {
+    packages.x86_64-linux.toplevel = derivation {
       name = "slow-build";
       system = "x86_64-linux";
       builder = "/bin/sh";
@@ -78,6 +79,9 @@ def test_a_signal_mid_build_ends_nix_before_the_lock_is_released(
     (cdir / "flake.nix").write_text(
         SLOW_FLAKE.replace("MARKER", str(marker)).replace("slow-build", f"slow-{tmp_path.name}")
     )
+    # build reads what to build from render's manifest: a minimal one for this bare flake.
+    manifest = Manifest("slow", "slow", "x86_64-linux", "path:/nonexistent", "nixlayer")
+    (cdir / MANIFEST).write_text(manifest.text())
     proc = subprocess.Popen(
         [nixlayer_bin(), "build", str(cdir)],
         stdout=subprocess.PIPE,

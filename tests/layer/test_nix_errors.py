@@ -9,17 +9,16 @@ from pathlib import Path
 from tests.helpers import StandIn, cli, json_result, ssh_key
 from tests.layer.conftest import Layered
 
-BROKEN_INPUTS = 'throw "the job\'s inputs are broken"\n'
+NOT_A_SET = "must be an attribute set"
 
 
 def _broken_flake(layered: Layered) -> Path:
+    """A flake.nix that is not a literal attribute set. Nix reads a job's flake as a flake
+    (`nix flake metadata`, never `--file`), so this is the evaluation error a job's
+    flake.nix can cause: newer Nix shows a trace before the cause."""
     job = layered.job_variant("broken-flake", (layered.job / "job.nix").read_text())
     text = (job / "flake.nix").read_text()
-    # The inputs come from a file that throws: newer Nix shows a trace before the cause.
-    (job / "inputs.nix").write_text(BROKEN_INPUTS)
-    (job / "flake.nix").write_text(
-        text.replace("inputs = {", "inputs = import ./inputs.nix // {", 1)
-    )
+    (job / "flake.nix").write_text(f"let flake = {text}; in flake // {{ }}\n")
     return job
 
 
@@ -28,7 +27,8 @@ def test_prepare_names_the_evaluation_error(layered: Layered) -> None:
     proc = cli("prepare", str(job), "--base", str(layered.base), "--json", env=layered.env)
     assert proc.returncode == 2, proc.stderr
     error = json.loads(proc.stdout)["error"]
-    assert error["message"].endswith("does not evaluate: the job's inputs are broken")
+    assert "flake.nix does not evaluate: file '/nix/store/" in error["message"]
+    assert error["message"].endswith(NOT_A_SET)
     assert error["field"] == "FLAKE_DIR"
 
 
@@ -36,7 +36,7 @@ def test_switch_names_the_evaluation_error(layered: Layered) -> None:
     job = _broken_flake(layered)
     proc = cli(*layered.args("--action", "dry-activate", "--json", job=job), env=layered.env)
     assert proc.returncode == 2, proc.stderr
-    assert json.loads(proc.stdout)["error"]["message"].endswith("the job's inputs are broken")
+    assert json.loads(proc.stdout)["error"]["message"].endswith(NOT_A_SET)
 
 
 def test_switch_names_a_throwing_job_module(layered: Layered) -> None:

@@ -355,7 +355,6 @@ def test_sigterm_mid_seed_removes_the_work_directory(tmp_path: Path) -> None:
         if state.is_dir() and any(e.startswith("seed-") for e in os.listdir(state)):
             break
         time.sleep(0.005)
-    time.sleep(0.2)
     assert proc.poll() is None, "seed finished before it could be interrupted"
     proc.terminate()
     _out, err = proc.communicate(timeout=60)
@@ -375,7 +374,6 @@ def test_kill_9_leaks_nothing_after_the_next_seed(tmp_path: Path) -> None:
         if state.is_dir() and any(e.startswith("seed-") for e in os.listdir(state)):
             break
         time.sleep(0.005)
-    time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert [e for e in os.listdir(state) if e.startswith("seed-")] != []

@@ -56,7 +56,10 @@ def open_job(directory: Path | str, nix: Nix, base: BaseRef) -> JobFlake:
                     *commands.flake_metadata(job.ref),
                     "--no-write-lock-file",
                     *commands.override_input("base", base.ref),
-                ]
+                ],
+                # Only a probe: its warnings are about our own flags (a job without `base`
+                # "does not match" the override); the job's evaluation relays the flake's own.
+                warning_level=logging.DEBUG,
             ).stdout
         )
     except NixError as exc:

@@ -116,6 +116,7 @@ class Nix:
         tool: str = "nix",
         stdin: str | None = None,
         log_level: int = logging.INFO,
+        warning_level: int = logging.WARNING,
     ) -> NixResult:
         """Run `nix args...`; raise NixError on a non-zero exit.
 
@@ -132,7 +133,7 @@ class Nix:
             raise NixError(line, returncode, stderr)
         result = NixResult(command=line, stdout=stdout, stderr=stderr)
         for warning in result.warnings:
-            log.warning("nix: %s", warning)
+            log.log(warning_level, "nix: %s", warning)
         return result
 
     def execute(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import os
 import re
 import stat
@@ -32,6 +31,7 @@ from nixlayer.runner_store.layerio import (
     decompressor,
 )
 from nixlayer.runner_store.safefs import UnsafePathError, open_dir
+from nixlayer.safeload import decode, parse_json
 
 FIELD = "--image-archive"
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -81,13 +81,6 @@ class ImageMeta:
     repo_tags: list[str] = field(default_factory=list)
 
 
-def _json(data: bytes, what: str) -> Any:
-    try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(FIELD, f"{what} is not JSON: {exc}") from exc
-
-
 class ImageArchive:
     """An opened archive. Use as a context manager; `layers` and `meta` are read
     on open."""
@@ -117,6 +110,11 @@ class ImageArchive:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._fds = []
+
+    def _json(self, data: bytes, what: str) -> Any:
+        # The one guarded reader: duplicate keys, NUL, over-deep nesting are refused too.
+        where = f"{self.path}: {what}"
+        return parse_json(decode(data, FIELD, where), FIELD, where)
 
     def _keep(self, fd: int) -> int:
         self._fds.append(fd)
@@ -227,7 +225,7 @@ class ImageArchive:
         return self._oci(index)
 
     def _docker_save(self, manifest: Blob) -> tuple[list[Layer], ImageMeta]:
-        data = _json(manifest.read_all(), "manifest.json")
+        data = self._json(manifest.read_all(), "manifest.json")
         if not isinstance(data, list) or len(data) != 1 or not isinstance(data[0], dict):
             raise InputError(FIELD, f"{self.path}: manifest.json must describe exactly one image")
         entry = data[0]
@@ -249,18 +247,18 @@ class ImageArchive:
         return layers, meta
 
     def _oci(self, index: Blob) -> tuple[list[Layer], ImageMeta]:
-        data = _json(index.read_all(), "index.json")
+        data = self._json(index.read_all(), "index.json")
         desc = self._pick(data, "index.json")
         tags = []
         ref = (desc.get("annotations") or {}).get("org.opencontainers.image.ref.name")
         if isinstance(ref, str):
             tags.append(ref)
-        manifest = _json(
+        manifest = self._json(
             self._by_digest(desc.get("digest"), "manifest", True).read_all(), "manifest"
         )
         if isinstance(manifest, dict) and "manifests" in manifest:  # a nested index
             desc = self._pick(manifest, "nested index")
-            manifest = _json(
+            manifest = self._json(
                 self._by_digest(desc.get("digest"), "manifest", True).read_all(), "manifest"
             )
         if not isinstance(manifest, dict) or not isinstance(manifest.get("layers"), list):
@@ -294,7 +292,7 @@ class ImageArchive:
         return linux[0]  # type: ignore[no-any-return]
 
     def _diff_ids(self, raw: bytes, n: int) -> list[str | None]:
-        conf = _json(raw, "the image config")
+        conf = self._json(raw, "the image config")
         ids = ((conf.get("rootfs") or {}) if isinstance(conf, dict) else {}).get("diff_ids")
         if not isinstance(ids, list) or len(ids) != n:
             return [None] * n

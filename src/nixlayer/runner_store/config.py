@@ -29,6 +29,7 @@ from tomlkit.items import AoT, Table
 from nixlayer.errors import GuardRefusedError, InputError
 from nixlayer.runner_store import jobtrust, tomledit, tomlfile
 from nixlayer.runner_store.tomledit import MANAGED, container_path
+from nixlayer.safeload import check_data, read_text
 
 log = logging.getLogger("nixlayer")
 
@@ -100,20 +101,18 @@ def mounts(mode: str, directory: str) -> list[str]:
 
 
 def load(path: Path) -> tomlkit.TOMLDocument:
-    try:
-        text = path.read_bytes().decode().replace("\r\n", "\n")
-    except OSError as exc:
-        raise InputError("--config", f"cannot read {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError("--config", f"{path} is not UTF-8 text") from exc
-    return parse(text, path)
+    return parse(read_text(path, "--config").replace("\r\n", "\n"), path)
 
 
 def parse(text: str, path: Path) -> tomlkit.TOMLDocument:
     try:
-        return tomlkit.parse(text)
+        doc = tomlkit.parse(text)
     except TOMLKitError as exc:
         raise InputError("--config", f"{path} is not valid TOML: {exc}") from exc
+    except (RecursionError, ValueError) as exc:  # deep nesting, a 5000-digit number
+        raise InputError("--config", f"{path} is not valid TOML: {type(exc).__name__}") from exc
+    check_data(doc.unwrap(), "--config", str(path))
+    return doc
 
 
 def runner_tables(doc: tomlkit.TOMLDocument, path: Path) -> list[Table]:

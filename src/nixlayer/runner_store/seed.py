@@ -86,7 +86,7 @@ def check_store_dir(d: Path | str) -> Path:
         inside = [s for s in INSIDE_FORBIDDEN if candidate.startswith(s + "/")]
         if inside:
             raise InputError("--dir", f"{d} is inside {inside[0]}, a system directory")
-    if p.exists() and not p.is_dir():
+    if os.path.lexists(p) and not p.is_dir():  # a dangling link or a loop too
         raise InputError("--dir", f"{d} exists and is not a directory")
     probe_parent = p if p.exists() else next(a for a in p.parents if a.exists())
     if not os.access(probe_parent, os.W_OK):
@@ -116,8 +116,11 @@ def seed(
     if image_archive is not None and not os.path.lexists(image_archive):
         raise InputError(FIELD, f"{image_archive}: no such file")
     nix = nix or Nix()
-    d.mkdir(parents=True, exist_ok=True)
+    opened = None
     try:
+        if image_archive is not None:  # a hostile archive is refused before DIR is touched
+            opened = _checked_archive(Path(image_archive), limits)
+        d.mkdir(parents=True, exist_ok=True)
         with target_lock(d, "seed"):
             store.check_layout(d)
             valid = store.registered(nix, d)  # Nix makes DIR's store and db if new
@@ -136,6 +139,7 @@ def seed(
                         removed=removed,
                         image=image,
                         image_archive=image_archive,
+                        opened=opened,
                         full_verify=full_verify,
                         nix=nix,
                         limits=limits,
@@ -148,6 +152,24 @@ def seed(
         raise NixlayerError(f"refused: {exc} (a symlink planted where nixlayer writes)") from exc
     except OSError as exc:
         raise NixlayerError(_os_message(exc)) from exc
+    finally:
+        if opened is not None:
+            opened[0].close()
+
+
+def _checked_archive(path: Path, limits: Limits | None) -> tuple[ImageArchive, ImageView]:
+    """The archive opened, its manifests and layer headers checked. A compressed one is
+    unpacked to a temporary file, unlinked at once (the archive keeps it open)."""
+    with tempfile.TemporaryDirectory(prefix="nixlayer-archive-") as tmp:
+        archive = ImageArchive(path, Path(tmp), limits)
+    try:
+        view = stack(archive)
+        if view.db_layer is None:
+            raise InputError(FIELD, f"{path}: the image has no /nix/var/nix/db/db.sqlite")
+    except BaseException:
+        archive.close()
+        raise
+    return archive, view
 
 
 def _os_message(exc: OSError) -> str:
@@ -173,24 +195,24 @@ def _seed(
     removed: list[str],
     image: str | None,
     image_archive: Path | str | None,
+    opened: tuple[ImageArchive, ImageView] | None,
     full_verify: bool,
     nix: Nix,
     limits: Limits | None,
 ) -> SeedResult:
     inspected = None
-    if image:
-        inspected = record.inspect_image(image)
+    if opened is None:
+        inspected = record.inspect_image(str(image))
         archive_path = record.docker_save(inspected.image_id, work)
+        opened = _checked_archive(archive_path, limits)
     else:
         archive_path = Path(str(image_archive))
     state = record.load(d)
     _refuse_rewritten(d, state, valid)
-    with ImageArchive(archive_path, work, limits) as archive:
-        view = stack(archive)
+    archive, view = opened
+    with archive:
         if full_verify:
             archive.verify_digests()
-        if view.db_layer is None:
-            raise InputError(FIELD, f"{archive_path}: the image has no /nix/var/nix/db/db.sqlite")
         image_root = work / "image"
         image_root.mkdir()
         img_tree = Tree(open_dir(_fd(work), "image"), "image")

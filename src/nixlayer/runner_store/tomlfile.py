@@ -5,8 +5,8 @@
   the backup is 0600 (config.toml holds runner tokens).
 - Bytes are kept: a file whose every line ends in CRLF is edited as LF and written
   back as CRLF; anything else is edited as it is.
-- Runs on one file serialize on an flock of a lock file beside the target, taken
-  before the file is read.
+- Runs on one file serialize on an flock of the directory holding the target, taken
+  before the file is read (a lock file would be a write even when the input is refused).
 - Diffs shown to people (and CI logs) have tokens and secrets masked.
 """
 
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nixlayer.errors import InputError
+from nixlayer.safeload import read_bytes
 
 log = logging.getLogger("nixlayer")
 
@@ -85,11 +86,10 @@ def locked(path: Path) -> Iterator[TomlFile]:
     target = Path(os.path.realpath(path))
     if not target.is_file():
         raise InputError("--config", f"{path} is not a regular file")
-    lock = target.with_name(f".{target.name}.nixlayer.lock")
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
-        raise InputError("--config", f"cannot lock {lock}: {exc.strerror}") from exc
+        raise InputError("--config", f"cannot lock {target.parent}: {exc.strerror}") from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -97,10 +97,8 @@ def locked(path: Path) -> Iterator[TomlFile]:
             log.info("waiting for another nixlayer run on %s", target)
             fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            raw = target.read_bytes()
+            raw = read_bytes(target, "--config")  # bounded, never blocks on a FIFO
             raw.decode()
-        except OSError as exc:
-            raise InputError("--config", f"cannot read {path}: {exc.strerror}") from exc
         except UnicodeDecodeError as exc:
             raise InputError("--config", f"{path} is not UTF-8 text") from exc
         lines = raw.count(b"\n")
