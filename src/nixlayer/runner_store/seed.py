@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from nixlayer.errors import InputError, NixlayerError
-from nixlayer.fsutil import state_dir, target_lock
 from nixlayer.nix import commands
+from nixlayer.nix.confine import ConfinedNix, confine
 from nixlayer.nix.nixjson.pathinfo import PathInfo, parse
 from nixlayer.nix.runner import Nix
-from nixlayer.runner_store import record, store
+from nixlayer.runner_store import record, statedir, store
 from nixlayer.runner_store.archive import FIELD, ImageArchive
 from nixlayer.runner_store.extract import Extractor
 from nixlayer.runner_store.layerio import Limits
@@ -115,39 +115,63 @@ def seed(
     d = check_store_dir(directory)
     if image_archive is not None and not os.path.lexists(image_archive):
         raise InputError(FIELD, f"{image_archive}: no such file")
-    nix = nix or Nix()
     d.mkdir(parents=True, exist_ok=True)
     try:
-        with target_lock(d, "seed"):
-            store.check_layout(d)
-            valid = store.registered(nix, d)  # Nix makes DIR's store and db if new
-            store_fd = store.open_store(d)
-            try:
-                removed = store.remove_own_leftovers(
-                    d, store_fd, {os.path.basename(p) for p in valid}
+        state_fd = statedir.open_state(d)
+        try:
+            with statedir.seed_lock(d, state_fd):
+                return _locked(
+                    d,
+                    state_fd,
+                    image=image,
+                    image_archive=image_archive,
+                    full_verify=full_verify,
+                    dnix=confine(nix or Nix(), d),
+                    limits=limits,
                 )
-                work = Path(tempfile.mkdtemp(prefix="seed-", dir=state_dir(d)))
-                try:
-                    return _seed(
-                        d,
-                        work,
-                        store_fd,
-                        valid=valid,
-                        removed=removed,
-                        image=image,
-                        image_archive=image_archive,
-                        full_verify=full_verify,
-                        nix=nix,
-                        limits=limits,
-                    )
-                finally:
-                    _remove_work(work)
-            finally:
-                os.close(store_fd)
+        finally:
+            os.close(state_fd)
     except UnsafePathError as exc:
         raise NixlayerError(f"refused: {exc} (a symlink planted where nixlayer writes)") from exc
     except OSError as exc:
         raise NixlayerError(_os_message(exc)) from exc
+
+
+def _locked(
+    d: Path,
+    state_fd: int,
+    *,
+    image: str | None,
+    image_archive: Path | str | None,
+    full_verify: bool,
+    dnix: ConfinedNix,
+    limits: Limits | None,
+) -> SeedResult:
+    store.check_layout(d)
+    valid = store.registered(dnix)  # Nix makes DIR's store and db if new
+    store_fd = store.open_store(d)
+    try:
+        removed = store.remove_own_leftovers(
+            d, state_fd, store_fd, {os.path.basename(p) for p in valid}
+        )
+        work = statedir.make_work(d, state_fd)
+        try:
+            return _seed(
+                d,
+                work,
+                store_fd,
+                valid=valid,
+                removed=removed,
+                image=image,
+                image_archive=image_archive,
+                full_verify=full_verify,
+                dnix=dnix,
+                limits=limits,
+            )
+        finally:
+            _remove_work(state_fd, work)
+    finally:
+        os.close(store_fd)
 
 
 def _os_message(exc: OSError) -> str:
@@ -156,12 +180,8 @@ def _os_message(exc: OSError) -> str:
     return f"{where}{exc.strerror or exc} ({code}, errno {exc.errno})"
 
 
-def _remove_work(work: Path) -> None:
-    parent = os.open(work.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        remove(parent, work.name)
-    finally:
-        os.close(parent)
+def _remove_work(state_fd: int, work: Path) -> None:
+    remove(state_fd, work.name)
 
 
 def _seed(
@@ -174,9 +194,10 @@ def _seed(
     image: str | None,
     image_archive: Path | str | None,
     full_verify: bool,
-    nix: Nix,
+    dnix: ConfinedNix,
     limits: Limits | None,
 ) -> SeedResult:
+    nix = dnix.nix
     inspected = None
     if image:
         inspected = record.inspect_image(image)
@@ -198,7 +219,7 @@ def _seed(
             Extractor(archive, view, img_tree).extract_db(img_tree)
         finally:
             img_tree.close()
-        image_store = commands.chroot_store(image_root)
+        image_store = dnix.store(image_root)  # under DIR: confined too
         info = parse(
             nix.run(commands.path_info_json(image_store, nix.version(), all_paths=True)).stdout
         ).valid
@@ -215,7 +236,7 @@ def _seed(
             archive=archive,
             view=view,
             info=info,
-            nix=nix,
+            dnix=dnix,
             image_store=image_store,
         )
         if missing:
@@ -233,7 +254,7 @@ def _seed(
     )
     state.paths = {p: i.nar_hash for p, i in info.items()}
     record.save(d, state)
-    verified = verify(d, state, set(info), full_verify, nix, now=None if missing else valid)
+    verified = verify(d, state, set(info), full_verify, dnix, now=None if missing else valid)
     return SeedResult(
         dir=str(d),
         image_paths=len(info),
@@ -283,12 +304,12 @@ class _Installer:
         archive: ImageArchive,
         view: ImageView,
         info: dict[str, PathInfo],
-        nix: Nix,
+        dnix: ConfinedNix,
         image_store: str,
     ) -> None:
         self.d, self.work, self.store_fd = d, work, store_fd
         self.archive, self.view, self.info = archive, view, info
-        self.nix, self.image_store = nix, image_store
+        self.dnix, self.nix, self.image_store = dnix, dnix.nix, image_store
         self.copy_fallback: str | None = None
 
     def _free_space_check(self, names: set[str]) -> None:
@@ -352,7 +373,7 @@ class _Installer:
     ) -> None:
         names = [os.path.basename(p) for p in part]
         with store.path_locks(self.store_fd, names):
-            now = store.registered(self.nix, self.d)
+            now = store.registered(self.dnix)
             now_names = {os.path.basename(p) for p in now}
             todo = [n for n in names if n not in now_names]
             store.journal(self.d, todo)
@@ -377,7 +398,7 @@ class _Installer:
                     commands.dump_db(self.image_store, full), tool="nix-store"
                 ).stdout
                 self.nix.run(
-                    commands.load_db(commands.chroot_store(self.d)),
+                    commands.load_db(self.dnix.store()),
                     tool="nix-store",
                     stdin=registration,
                 )

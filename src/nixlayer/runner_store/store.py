@@ -28,8 +28,8 @@ from pathlib import Path
 from nixlayer.errors import GuardRefusedError, NixlayerError
 from nixlayer.fsutil import state_dir, write_files_atomically
 from nixlayer.nix import commands
+from nixlayer.nix.confine import ConfinedNix
 from nixlayer.nix.nixjson.pathinfo import PathInfo, parse
-from nixlayer.nix.runner import Nix
 from nixlayer.runner_store.safefs import UnsafePathError, open_dir, open_root, remove
 
 log = logging.getLogger("nixlayer")
@@ -96,12 +96,12 @@ def open_store(d: Path) -> int:
         os.close(root)
 
 
-def registered(nix: Nix, d: Path) -> dict[str, PathInfo]:
-    """DIR's valid paths with their registration (one Nix call)."""
-    check_layout(d)
-    out = nix.run(
-        commands.path_info_json(commands.chroot_store(d), nix.version(), all_paths=True)
-    ).stdout
+def registered(dnix: ConfinedNix) -> dict[str, PathInfo]:
+    """DIR's valid paths with their registration (one Nix call, where it cannot
+    follow a symlink under DIR; the layout check only gives a clearer message)."""
+    check_layout(dnix.root)
+    nix = dnix.nix
+    out = nix.run(commands.path_info_json(dnix.store(), nix.version(), all_paths=True)).stdout
     return parse(out).valid
 
 
@@ -200,19 +200,14 @@ def clear_journal(d: Path) -> None:
         os.unlink(pending_path(d))
 
 
-def remove_own_leftovers(d: Path, store_fd: int, valid_names: set[str]) -> list[str]:
+def remove_own_leftovers(d: Path, state_fd: int, store_fd: int, valid_names: set[str]) -> list[str]:
     """What an interrupted nixlayer left: journalled names still unregistered (and
-    not locked by a build), its staging directories, and its work directories."""
+    not locked by a build), its staging directories, and its work directories
+    (under DIR/.nixlayer, reached by its fd)."""
     removed: list[str] = []
-    state = state_dir(d)
-    if state.is_dir() and not state.is_symlink():
-        sfd = open_root(str(state))
-        try:
-            for e in os.listdir(sfd):
-                if e.startswith("seed-"):  # the seed lock is ours: no other seed runs
-                    remove(sfd, e)
-        finally:
-            os.close(sfd)
+    for e in os.listdir(state_fd):
+        if e.startswith("seed-"):  # the seed lock is ours: no other seed runs
+            remove(state_fd, e)
     p = pending_path(d)
     if p.is_file() and not p.is_symlink():
         try:
