@@ -66,7 +66,12 @@ class FakeNix(Nix):
         return self.nix_version
 
     def argv(self, args: Sequence[str], tool: str = "nix") -> list[str]:
-        return [tool, *args, *self.options]
+        return [*self.wrapper, tool, *args, *self.options]
+
+    def _bare(self, argv: list[str]) -> list[str]:
+        """What the rules match: the call without its wrapper (nix/confine.py)."""
+        n = len(self.wrapper)
+        return argv[n:] if n and argv[:n] == list(self.wrapper) else argv
 
     def execute(
         self,
@@ -78,7 +83,7 @@ class FakeNix(Nix):
     ) -> tuple[int, str, str]:
         """Everything of the real runner runs (argv, logging, warnings, errors) but this."""
         self.calls.append(argv)
-        rule = next((r for r in self.rules if r.matches(argv)), None)
+        rule = next((r for r in self.rules if r.matches(self._bare(argv))), None)
         if rule is None:
             return 0, "", ""
         if rule.effect is not None:
@@ -91,7 +96,7 @@ class FakeNix(Nix):
         """A streamed `nix` (the fleet's shared evaluator): recorded like the others; its
         stderr is the rule's `answer` (or `stderr`), its exit status the rule's."""
         self.calls.append(argv)
-        rule = next((r for r in self.rules if r.matches(argv)), None)
+        rule = next((r for r in self.rules if r.matches(self._bare(argv))), None)
         if rule is None:
             yield _Spawned(io.StringIO(""), 0)
             return

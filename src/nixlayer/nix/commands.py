@@ -91,6 +91,24 @@ def profile_switch_generation(profile: Path, number: int) -> Argv:
     return ["-p", str(profile), "--switch-generation", str(number)]
 
 
+# Run inside `unshare` (a private mount namespace): bind-mount $0 onto itself, make that
+# mount nosymfollow (the kernel then refuses to follow any symlink while resolving a
+# path on it; readlink still works), then exec the command. Fails, never runs it
+# unprotected, when a step fails.
+NOSYMFOLLOW_SCRIPT = (
+    'mount --bind -- "$0" "$0" && mount -o remount,bind,nosymfollow -- "$0" "$0" && exec "$@"'
+)
+
+
+def nosymfollow(root: Path) -> Argv:
+    """The prefix that runs a command where no symlink under `root` is ever followed
+    (root only; the namespace and its mount end with the command)."""
+    return [
+        "unshare", "--mount", "--propagation", "private", "--",
+        "sh", "-c", NOSYMFOLLOW_SCRIPT, str(root),
+    ]  # fmt: skip
+
+
 def chroot_store(root: Path) -> str:
     """A local store rooted elsewhere (its files under root/nix/store)."""
     return f"local?root={root}"

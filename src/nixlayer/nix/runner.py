@@ -78,19 +78,21 @@ class NixResult:
 
 @dataclass
 class Nix:
-    """How to run nix: which binary, and extra options for every call."""
+    """How to run nix: which binary, extra options for every call, and a wrapper
+    every call runs under (nix/confine.py: a mount namespace)."""
 
     binary: str = field(default_factory=lambda: os.environ.get("NIXLAYER_NIX", "nix"))
     options: Sequence[str] = ()
     env: Mapping[str, str] | None = None
+    wrapper: Sequence[str] = ()
 
     def argv(self, args: Sequence[str], tool: str = "nix") -> list[str]:
         if tool == "nix":
-            return [self.binary, *args, *self.options]
+            return [*self.wrapper, self.binary, *args, *self.options]
         # Other Nix tools (nix-env) come from the same installation as `nix`.
         found = shutil.which(self.binary)
         sibling = os.path.join(os.path.dirname(found), tool) if found else tool
-        return [sibling if os.path.exists(sibling) else tool, *args, *self.options]
+        return [*self.wrapper, sibling if os.path.exists(sibling) else tool, *args, *self.options]
 
     def version(self) -> NixVersion:
         """Detect once per binary per process."""
@@ -146,10 +148,7 @@ class Nix:
     ) -> tuple[int, str, str]:
         """Run one process: (exit status, stdout, stderr). The recording fake Nix of the
         flow tests replaces only this."""
-        if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
-            raise NixNotFoundError(
-                f"cannot find {argv[0]!r}: install Nix, or set NIXLAYER_NIX to its path"
-            )
+        _check_found(argv, self.wrapper)
         env = {**os.environ, **self.env} if self.env else None
         return _children.run(argv, cwd, env, stdin, progress)
 
@@ -165,12 +164,18 @@ class Nix:
 
     def spawn(self, argv: list[str]) -> AbstractContextManager[Streaming]:
         """Start one process for `stream`. The recording fake Nix replaces only this."""
-        if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
-            raise NixNotFoundError(
-                f"cannot find {argv[0]!r}: install Nix, or set NIXLAYER_NIX to its path"
-            )
+        _check_found(argv, self.wrapper)
         env = {**os.environ, **self.env} if self.env else None
         return _children.spawn(argv, env)
+
+
+def _check_found(argv: list[str], wrapper: Sequence[str]) -> None:
+    """The Nix tool itself must exist (after any wrapper, which confine() checked)."""
+    tool = argv[len(wrapper)] if argv[: len(wrapper)] == list(wrapper) else argv[0]
+    if shutil.which(tool) is None and not os.path.exists(tool):
+        raise NixNotFoundError(
+            f"cannot find {tool!r}: install Nix, or set NIXLAYER_NIX to its path"
+        )
 
 
 def display(argv: Sequence[str]) -> str:

@@ -22,7 +22,6 @@ import datetime
 import errno
 import logging
 import os
-import re
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -30,29 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from nixlayer.errors import InputError, NixlayerError
-from nixlayer.fsutil import state_dir, target_lock
 from nixlayer.nix import commands
+from nixlayer.nix.confine import ConfinedNix, confine
 from nixlayer.nix.nixjson.pathinfo import PathInfo, parse
 from nixlayer.nix.runner import Nix
-from nixlayer.runner_store import record, store
+from nixlayer.runner_store import record, statedir, store
 from nixlayer.runner_store.archive import FIELD, ImageArchive
 from nixlayer.runner_store.extract import Extractor
 from nixlayer.runner_store.layerio import Limits
 from nixlayer.runner_store.nar import nar_hash_at
 from nixlayer.runner_store.plan import ImageView, stack
 from nixlayer.runner_store.safefs import Tree, UnsafePathError, canonicalise_dirs, open_dir, remove
+from nixlayer.runner_store.store import check_store_dir
 from nixlayer.runner_store.verify import order_by_references, verify
 
 log = logging.getLogger("nixlayer")
-# The store root travels inside a store URI (local?root=DIR) and a docker volume spec.
-_PLAIN_DIR = re.compile(r"^/[A-Za-z0-9._/+@-]*$")
-# DIR may not be (or hold, or sit in) these: its store would mix with the system's.
-SYSTEM_DIRS = (
-    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/nix",
-    "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
-    "/var/lib", "/var/tmp",
-)  # fmt: skip
-INSIDE_FORBIDDEN = ("/nix", "/proc", "/sys", "/dev", "/etc", "/usr", "/boot", "/bin", "/sbin")
 CHUNK = 200
 
 
@@ -70,37 +61,6 @@ class SeedResult:
         return asdict(self)
 
 
-def check_store_dir(d: Path | str) -> Path:
-    """DIR must be able to hold a Nix store: absolute, plain, not a system directory
-    nor inside one, a writable directory on a filesystem with symlinks. Nothing
-    is created until this passes (the symlink probe lives in a temp dir it removes)."""
-    p = Path(d)
-    if not p.is_absolute():
-        raise InputError("--dir", f"{d} is not an absolute path")
-    if not _PLAIN_DIR.match(str(p)):
-        raise InputError("--dir", f"{d}: use a plain path (letters, digits, . _ / + @ -)")
-    real = os.path.realpath(p)
-    for candidate in {os.path.normpath(p), real}:
-        if candidate in SYSTEM_DIRS:
-            raise InputError("--dir", f"{d} is a system directory; use e.g. /srv/nix-runner")
-        inside = [s for s in INSIDE_FORBIDDEN if candidate.startswith(s + "/")]
-        if inside:
-            raise InputError("--dir", f"{d} is inside {inside[0]}, a system directory")
-    if os.path.lexists(p) and not p.is_dir():  # a dangling link or a loop too
-        raise InputError("--dir", f"{d} exists and is not a directory")
-    probe_parent = p if p.exists() else next(a for a in p.parents if a.exists())
-    if not os.access(probe_parent, os.W_OK):
-        raise InputError("--dir", f"{probe_parent} is not writable")
-    try:
-        with tempfile.TemporaryDirectory(dir=probe_parent) as tmp:
-            os.symlink("target", os.path.join(tmp, "link"))
-    except OSError as exc:
-        raise InputError(
-            "--dir", f"{d} cannot hold a Nix store (no symlinks there: {exc.strerror})"
-        ) from exc
-    return Path(real)
-
-
 def seed(
     directory: Path | str,
     *,
@@ -115,39 +75,26 @@ def seed(
     d = check_store_dir(directory)
     if image_archive is not None and not os.path.lexists(image_archive):
         raise InputError(FIELD, f"{image_archive}: no such file")
-    nix = nix or Nix()
     opened = None
     try:
         if image_archive is not None:  # a hostile archive is refused before DIR is touched
             opened = _checked_archive(Path(image_archive), limits)
         d.mkdir(parents=True, exist_ok=True)
-        with target_lock(d, "seed"):
-            store.check_layout(d)
-            valid = store.registered(nix, d)  # Nix makes DIR's store and db if new
-            store_fd = store.open_store(d)
-            try:
-                removed = store.remove_own_leftovers(
-                    d, store_fd, {os.path.basename(p) for p in valid}
+        state_fd = statedir.open_state(d)
+        try:
+            with statedir.seed_lock(d, state_fd):
+                return _locked(
+                    d,
+                    state_fd,
+                    image=image,
+                    image_archive=image_archive,
+                    opened=opened,
+                    full_verify=full_verify,
+                    dnix=confine(nix or Nix(), d),
+                    limits=limits,
                 )
-                work = Path(tempfile.mkdtemp(prefix="seed-", dir=state_dir(d)))
-                try:
-                    return _seed(
-                        d,
-                        work,
-                        store_fd,
-                        valid=valid,
-                        removed=removed,
-                        image=image,
-                        image_archive=image_archive,
-                        opened=opened,
-                        full_verify=full_verify,
-                        nix=nix,
-                        limits=limits,
-                    )
-                finally:
-                    _remove_work(work)
-            finally:
-                os.close(store_fd)
+        finally:
+            os.close(state_fd)
     except UnsafePathError as exc:
         raise NixlayerError(f"refused: {exc} (a symlink planted where nixlayer writes)") from exc
     except OSError as exc:
@@ -172,18 +119,53 @@ def _checked_archive(path: Path, limits: Limits | None) -> tuple[ImageArchive, I
     return archive, view
 
 
+def _locked(
+    d: Path,
+    state_fd: int,
+    *,
+    image: str | None,
+    image_archive: Path | str | None,
+    opened: tuple[ImageArchive, ImageView] | None,
+    full_verify: bool,
+    dnix: ConfinedNix,
+    limits: Limits | None,
+) -> SeedResult:
+    store.check_layout(d)
+    valid = store.registered(dnix)  # Nix makes DIR's store and db if new
+    store_fd = store.open_store(d)
+    try:
+        removed = store.remove_own_leftovers(
+            d, state_fd, store_fd, {os.path.basename(p) for p in valid}
+        )
+        work = statedir.make_work(d, state_fd)
+        try:
+            return _seed(
+                d,
+                work,
+                store_fd,
+                valid=valid,
+                removed=removed,
+                image=image,
+                image_archive=image_archive,
+                opened=opened,
+                full_verify=full_verify,
+                dnix=dnix,
+                limits=limits,
+            )
+        finally:
+            _remove_work(state_fd, work)
+    finally:
+        os.close(store_fd)
+
+
 def _os_message(exc: OSError) -> str:
     code = errno.errorcode.get(exc.errno or 0, "")
     where = f"{exc.filename}: " if exc.filename else ""
     return f"{where}{exc.strerror or exc} ({code}, errno {exc.errno})"
 
 
-def _remove_work(work: Path) -> None:
-    parent = os.open(work.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        remove(parent, work.name)
-    finally:
-        os.close(parent)
+def _remove_work(state_fd: int, work: Path) -> None:
+    remove(state_fd, work.name)
 
 
 def _seed(
@@ -197,9 +179,10 @@ def _seed(
     image_archive: Path | str | None,
     opened: tuple[ImageArchive, ImageView] | None,
     full_verify: bool,
-    nix: Nix,
+    dnix: ConfinedNix,
     limits: Limits | None,
 ) -> SeedResult:
+    nix = dnix.nix
     inspected = None
     if opened is None:
         inspected = record.inspect_image(str(image))
@@ -220,7 +203,7 @@ def _seed(
             Extractor(archive, view, img_tree).extract_db(img_tree)
         finally:
             img_tree.close()
-        image_store = commands.chroot_store(image_root)
+        image_store = dnix.store(image_root)  # under DIR: confined too
         info = parse(
             nix.run(commands.path_info_json(image_store, nix.version(), all_paths=True)).stdout
         ).valid
@@ -237,7 +220,7 @@ def _seed(
             archive=archive,
             view=view,
             info=info,
-            nix=nix,
+            dnix=dnix,
             image_store=image_store,
         )
         if missing:
@@ -255,7 +238,7 @@ def _seed(
     )
     state.paths = {p: i.nar_hash for p, i in info.items()}
     record.save(d, state)
-    verified = verify(d, state, set(info), full_verify, nix, now=None if missing else valid)
+    verified = verify(d, state, set(info), full_verify, dnix, now=None if missing else valid)
     return SeedResult(
         dir=str(d),
         image_paths=len(info),
@@ -305,12 +288,12 @@ class _Installer:
         archive: ImageArchive,
         view: ImageView,
         info: dict[str, PathInfo],
-        nix: Nix,
+        dnix: ConfinedNix,
         image_store: str,
     ) -> None:
         self.d, self.work, self.store_fd = d, work, store_fd
         self.archive, self.view, self.info = archive, view, info
-        self.nix, self.image_store = nix, image_store
+        self.dnix, self.nix, self.image_store = dnix, dnix.nix, image_store
         self.copy_fallback: str | None = None
 
     def _free_space_check(self, names: set[str]) -> None:
@@ -374,7 +357,7 @@ class _Installer:
     ) -> None:
         names = [os.path.basename(p) for p in part]
         with store.path_locks(self.store_fd, names):
-            now = store.registered(self.nix, self.d)
+            now = store.registered(self.dnix)
             now_names = {os.path.basename(p) for p in now}
             todo = [n for n in names if n not in now_names]
             store.journal(self.d, todo)
@@ -399,7 +382,7 @@ class _Installer:
                     commands.dump_db(self.image_store, full), tool="nix-store"
                 ).stdout
                 self.nix.run(
-                    commands.load_db(commands.chroot_store(self.d)),
+                    commands.load_db(self.dnix.store()),
                     tool="nix-store",
                     stdin=registration,
                 )

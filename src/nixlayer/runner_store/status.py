@@ -18,6 +18,7 @@ from typing import Any
 
 from nixlayer.errors import GuardRefusedError, InputError, NixError
 from nixlayer.fsutil import lock_path, state_dir
+from nixlayer.nix.confine import confine
 from nixlayer.nix.runner import Nix
 from nixlayer.runner_store import config, record, store
 from nixlayer.runner_store.verify import inspect
@@ -71,7 +72,7 @@ def store_health(
         problems.append("no database (run `nixlayer runner-store seed`)")
     else:
         try:
-            now = store.registered(nix, d)
+            now = store.registered(confine(nix, d))
             state = record.load(d)
             found = inspect(d, state, now, set(state.paths), full=False)
             store_fd = store.open_store(d)

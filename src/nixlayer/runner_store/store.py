@@ -18,18 +18,20 @@ import fcntl
 import json
 import logging
 import os
+import re
 import stat
 import struct
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nixlayer.errors import GuardRefusedError, NixlayerError
+from nixlayer.errors import GuardRefusedError, InputError, NixlayerError
 from nixlayer.fsutil import state_dir, write_files_atomically
 from nixlayer.nix import commands
+from nixlayer.nix.confine import ConfinedNix
 from nixlayer.nix.nixjson.pathinfo import PathInfo, parse
-from nixlayer.nix.runner import Nix
 from nixlayer.runner_store.safefs import UnsafePathError, open_dir, open_root, remove
 
 log = logging.getLogger("nixlayer")
@@ -96,12 +98,12 @@ def open_store(d: Path) -> int:
         os.close(root)
 
 
-def registered(nix: Nix, d: Path) -> dict[str, PathInfo]:
-    """DIR's valid paths with their registration (one Nix call)."""
-    check_layout(d)
-    out = nix.run(
-        commands.path_info_json(commands.chroot_store(d), nix.version(), all_paths=True)
-    ).stdout
+def registered(dnix: ConfinedNix) -> dict[str, PathInfo]:
+    """DIR's valid paths with their registration (one Nix call, where it cannot
+    follow a symlink under DIR; the layout check only gives a clearer message)."""
+    check_layout(dnix.root)
+    nix = dnix.nix
+    out = nix.run(commands.path_info_json(dnix.store(), nix.version(), all_paths=True)).stdout
     return parse(out).valid
 
 
@@ -200,19 +202,14 @@ def clear_journal(d: Path) -> None:
         os.unlink(pending_path(d))
 
 
-def remove_own_leftovers(d: Path, store_fd: int, valid_names: set[str]) -> list[str]:
+def remove_own_leftovers(d: Path, state_fd: int, store_fd: int, valid_names: set[str]) -> list[str]:
     """What an interrupted nixlayer left: journalled names still unregistered (and
-    not locked by a build), its staging directories, and its work directories."""
+    not locked by a build), its staging directories, and its work directories
+    (under DIR/.nixlayer, reached by its fd)."""
     removed: list[str] = []
-    state = state_dir(d)
-    if state.is_dir() and not state.is_symlink():
-        sfd = open_root(str(state))
-        try:
-            for e in os.listdir(sfd):
-                if e.startswith("seed-"):  # the seed lock is ours: no other seed runs
-                    remove(sfd, e)
-        finally:
-            os.close(sfd)
+    for e in os.listdir(state_fd):
+        if e.startswith("seed-"):  # the seed lock is ours: no other seed runs
+            remove(state_fd, e)
     p = pending_path(d)
     if p.is_file() and not p.is_symlink():
         try:
@@ -244,3 +241,45 @@ def ensure_gone(store_fd: int, name: str, valid_names: set[str]) -> None:
     if name in valid_names:
         raise NixlayerError(f"{name} became valid while being installed")
     remove(store_fd, name)
+
+
+# The store root travels inside a store URI (local?root=DIR) and a docker volume spec.
+_PLAIN_DIR = re.compile(r"^/[A-Za-z0-9._/+@-]*$")
+# DIR may not be (or hold, or sit in) these: its store would mix with the system's.
+SYSTEM_DIRS = (
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/nix",
+    "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
+    "/var/lib", "/var/tmp",
+)  # fmt: skip
+INSIDE_FORBIDDEN = ("/nix", "/proc", "/sys", "/dev", "/etc", "/usr", "/boot", "/bin", "/sbin")
+
+
+def check_store_dir(d: Path | str) -> Path:
+    """DIR must be able to hold a Nix store: absolute, plain, not a system directory
+    nor inside one, a writable directory on a filesystem with symlinks. Nothing
+    is created until this passes (the symlink probe lives in a temp dir it removes)."""
+    p = Path(d)
+    if not p.is_absolute():
+        raise InputError("--dir", f"{d} is not an absolute path")
+    if not _PLAIN_DIR.match(str(p)):
+        raise InputError("--dir", f"{d}: use a plain path (letters, digits, . _ / + @ -)")
+    real = os.path.realpath(p)
+    for candidate in {os.path.normpath(p), real}:
+        if candidate in SYSTEM_DIRS:
+            raise InputError("--dir", f"{d} is a system directory; use e.g. /srv/nix-runner")
+        inside = [s for s in INSIDE_FORBIDDEN if candidate.startswith(s + "/")]
+        if inside:
+            raise InputError("--dir", f"{d} is inside {inside[0]}, a system directory")
+    if os.path.lexists(p) and not p.is_dir():  # a dangling link or a loop too
+        raise InputError("--dir", f"{d} exists and is not a directory")
+    probe_parent = p if p.exists() else next(a for a in p.parents if a.exists())
+    if not os.access(probe_parent, os.W_OK):
+        raise InputError("--dir", f"{probe_parent} is not writable")
+    try:
+        with tempfile.TemporaryDirectory(dir=probe_parent) as tmp:
+            os.symlink("target", os.path.join(tmp, "link"))
+    except OSError as exc:
+        raise InputError(
+            "--dir", f"{d} cannot hold a Nix store (no symlinks there: {exc.strerror})"
+        ) from exc
+    return Path(real)

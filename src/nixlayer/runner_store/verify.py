@@ -10,8 +10,8 @@ from pathlib import Path
 
 from nixlayer.errors import NixlayerError
 from nixlayer.nix import commands
+from nixlayer.nix.confine import ConfinedNix
 from nixlayer.nix.nixjson.pathinfo import PathInfo
-from nixlayer.nix.runner import Nix
 from nixlayer.runner_store import record, store
 from nixlayer.runner_store.nar import nar_hash_at
 
@@ -102,7 +102,7 @@ def verify(
     state: record.SeedState,
     image_paths: set[str],
     full: bool,
-    nix: Nix,
+    dnix: ConfinedNix,
     *,
     now: dict[str, PathInfo] | None = None,
 ) -> int:
@@ -110,12 +110,12 @@ def verify(
     `full` re-hashes every path: with Nix against DIR's database, and here against
     the hashes nixlayer installed (the image's own). `now`: DIR's registrations,
     when nothing was registered since they were read."""
-    now = now if now is not None else store.registered(nix, d)
+    now = now if now is not None else store.registered(dnix)
     found = inspect(d, state, now, image_paths, full)
     problem = found.problem()
     if problem:
         raise NixlayerError(f"{d}: {problem}")
     if full:
-        nix.run(commands.verify_all(commands.chroot_store(d)))
+        dnix.nix.run(commands.verify_all(dnix.store()))
         return len(now)
     return 0
