@@ -14,10 +14,9 @@ import re
 from dataclasses import dataclass
 
 from nixlayer.errors import NixError, NixlayerError
+from nixlayer.nix.buildfail import builder_line, failed_builder, log_hint
 from nixlayer.nix.progress import strip_ansi
 
-_LOG_HINT = re.compile(r"For full logs, run '(nix log [^']+)'")
-_DRV = re.compile(r"builder for '(/nix/store/[^']+\.drv)' failed")
 _TOOL_FAILED = re.compile(r"program '[^']+' failed with exit code")
 
 
@@ -50,12 +49,14 @@ def describe(exc: NixlayerError, step: str = "") -> Failure:
     text = strip_ansi(exc.stderr)
     lines = [ln.rstrip() for ln in text.splitlines()]
     tail = tuple(ln.strip().removeprefix(">").strip() for ln in lines if ln.strip().startswith(">"))
-    hint_match = _LOG_HINT.search(text)
-    hint = hint_match.group(1) if hint_match else None
-    if hint is None and (drv := _DRV.search(text)):
-        hint = f"nix log {drv.group(1)}"
+    hint = log_hint(text)
+    failed = failed_builder(text)
+    if hint is None and failed:
+        hint = f"nix log {failed[0]}"
     errors = [i for i, ln in enumerate(lines) if ln.startswith("error:")]
     first = lines[errors[0]].removeprefix("error:").strip().rstrip(";") if errors else ""
+    if failed and "builder for" not in first:
+        first = builder_line(*failed)  # newer Nix: "Cannot build ..." then a Reason line
     parts = [first or exc.first_error()]
     if errors and _TOOL_FAILED.search(first):
         # The tool's own message (git's `fatal: ...`) precedes Nix's line.
@@ -77,8 +78,8 @@ def describe(exc: NixlayerError, step: str = "") -> Failure:
 
 def failed_drv(error: str) -> str | None:
     """The derivation whose builder failed, as Nix names it in an error line."""
-    found = _DRV.search(error)
-    return found.group(1) if found else None
+    failed = failed_builder(error)
+    return failed[0] if failed else None
 
 
 def describe_build(error: str, drv: str, log_text: str | None) -> Failure:

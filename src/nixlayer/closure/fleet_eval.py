@@ -37,6 +37,7 @@ from pathlib import Path
 from nixlayer.errors import NixError, NixlayerError
 from nixlayer.fsutil import target_lock, write_files_atomically
 from nixlayer.nix import commands, nixlang
+from nixlayer.nix.buildfail import builder_line, failed_builder
 from nixlayer.nix.runner import Nix
 
 log = logging.getLogger("nixlayer")
@@ -351,5 +352,7 @@ def _build_error(build_log: str, drv: str) -> str:
     lines = [ln for ln in build_log.splitlines() if ln.startswith("error:")]
     own = [ln for ln in lines if drv in ln]
     pick = own or lines or ["error: build failed"]
-    first = next((ln for ln in lines if "builder for" in ln), None)
+    raw = next((ln for ln in lines if "builder for" in ln), None)
+    failed = failed_builder(build_log)  # newer Nix: "Cannot build ...", then a Reason line
+    first = raw or (f"error: {builder_line(*failed)}" if failed else None)
     return pick[0] if not first or first in pick else f"{pick[0]} ({first.removeprefix('error: ')})"

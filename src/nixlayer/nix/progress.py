@@ -11,6 +11,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from nixlayer.nix.buildfail import failed_builder
+
 ACT_BUILDS = 104
 ACT_BUILD = 105
 ACT_COPY_PATHS = 103
@@ -20,7 +22,6 @@ RES_BUILD_LOG_LINE = 101
 RES_SET_PHASE = 104
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _STORE_NAME = re.compile(r"/nix/store/[0-9a-z]{32}-([^'\s]+?)(?:\.drv)?'?$")
-_FAILED_DRV = re.compile(r"builder for '(/nix/store/[^']+\.drv)' failed")
 LOG_TAIL_LINES = 10
 
 
@@ -92,10 +93,10 @@ class BuildProgress:
         return list(self.logs.get(acts[-1], ())) if acts else []
 
     def _with_log_tail(self, msg: str) -> str:
-        m = _FAILED_DRV.search(msg)
-        if m is None or ("last " in msg and " log lines:" in msg):
+        failed = failed_builder(msg)
+        if failed is None or ("ast " in msg and " log lines:" in msg):
             return msg
-        drv = m.group(1)
+        drv = failed[0]
         tail = self.log_tail(drv)
         out = msg.rstrip().rstrip(";") + (";" if tail else "")
         if tail:
