@@ -6,8 +6,9 @@
 - Bytes are kept: a file whose every line ends in CRLF is edited as LF and written
   back as CRLF; anything else is edited as it is.
 - Runs on one file serialize on an flock of a lock file beside the target, taken
-  before the file is read.
-- Diffs shown to people (and CI logs) have tokens and secrets masked.
+  before the file is read; input is validated before it, and `--check` never
+  creates it.
+- Diffs shown to people (and CI logs) have tokens and secrets masked (tomlmask).
 """
 
 from __future__ import annotations
@@ -17,33 +18,15 @@ import difflib
 import fcntl
 import logging
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from nixlayer.errors import InputError
+from nixlayer.runner_store import tomlmask
 
 log = logging.getLogger("nixlayer")
-
-MASK = "[MASKED]"
-_SECRET_NAME = r"[A-Za-z0-9_.-]*(?:token|secret|password|passwd|key|credential)[A-Za-z0-9_.-]*"
-_SECRET_KEY = re.compile(
-    rf"^(\s*[-+ ]?\s*\"?{_SECRET_NAME}\"?\s*=\s*)(\"[^\"]*\"|'[^']*'|\S+)", re.I
-)
-_SECRET_ENV = re.compile(rf"([\"'](?:{_SECRET_NAME})=)[^\"']*", re.I)
-# GitLab token prefixes (runner auth, personal, deploy, CI job, registration, ...).
-_TOKEN = re.compile(r"\b(?:glrt|glpat|gldt|glcbt|glptt|glft|glimt|glsoat|GR1348941)[-_]?[\w-]+")
-
-
-def mask(text: str) -> str:
-    out = []
-    for line in text.splitlines(keepends=True):
-        masked = _SECRET_KEY.sub(lambda m: m.group(1) + f'"{MASK}"', line)
-        masked = _SECRET_ENV.sub(lambda m: m.group(1) + MASK, masked)
-        out.append(_TOKEN.sub(MASK, masked))
-    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -62,16 +45,16 @@ class TomlFile:
         return (text.replace("\n", "\r\n") if self.crlf else text).encode()
 
     def diff(self, after: str) -> str:
-        """Unified diff, secrets masked."""
-        return mask(
-            "".join(
-                difflib.unified_diff(
-                    self.text.splitlines(keepends=True),
-                    after.splitlines(keepends=True),
-                    fromfile=f"{self.path} (current)",
-                    tofile=f"{self.path} (nixlayer)",
-                )
-            )
+        """Unified diff of the masked renderings of both documents (tomlmask): a
+        secret is masked however it is spelled, multi-line strings included."""
+        lines = difflib.unified_diff(
+            tomlmask.masked(self.text).splitlines(keepends=True),
+            tomlmask.masked(after).splitlines(keepends=True),
+            fromfile=f"{self.path} (current)",
+            tofile=f"{self.path} (nixlayer)",
+        )
+        return "".join(
+            ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n" for ln in lines
         )
 
     @property
@@ -79,32 +62,56 @@ class TomlFile:
         return self.target.with_name(self.target.name + ".nixlayer.bak")
 
 
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[TomlFile]:
-    """Hold the file's lock while it is read, edited and written."""
+def _target(path: Path) -> Path:
     target = Path(os.path.realpath(path))
     if not target.is_file():
         raise InputError("--config", f"{path} is not a regular file")
-    lock = target.with_name(f".{target.name}.nixlayer.lock")
+    return target
+
+
+def _read(path: Path, target: Path) -> TomlFile:
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        raw = target.read_bytes()
+        raw.decode()
+    except OSError as exc:
+        raise InputError("--config", f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError("--config", f"{path} is not UTF-8 text") from exc
+    lines = raw.count(b"\n")
+    return TomlFile(path, target, raw, crlf=lines > 0 and raw.count(b"\r\n") == lines)
+
+
+def read(path: Path) -> TomlFile:
+    """The file as it is now, without a lock: for validating input before any lock
+    file is created."""
+    return _read(path, _target(path))
+
+
+@contextlib.contextmanager
+def locked(path: Path, *, write: bool = True) -> Iterator[TomlFile]:
+    """Hold the file's lock while it is read, edited and written. A read-only run
+    (`write=False`, `--check`) creates nothing: it takes a shared lock when the lock
+    file exists (so it never reads a half-finished edit's input), else none."""
+    target = _target(path)
+    lock = target.with_name(f".{target.name}.nixlayer.lock")
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_RDWR | os.O_CREAT if write else os.O_RDONLY)
+    try:
+        fd = os.open(lock, flags, 0o600)
+    except FileNotFoundError:
+        if write:
+            raise InputError("--config", f"cannot lock {lock}: no such directory") from None
+        yield _read(path, target)
+        return
     except OSError as exc:
         raise InputError("--config", f"cannot lock {lock}: {exc.strerror}") from exc
+    how = fcntl.LOCK_EX if write else fcntl.LOCK_SH
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, how | fcntl.LOCK_NB)
         except BlockingIOError:
             log.info("waiting for another nixlayer run on %s", target)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            raw = target.read_bytes()
-            raw.decode()
-        except OSError as exc:
-            raise InputError("--config", f"cannot read {path}: {exc.strerror}") from exc
-        except UnicodeDecodeError as exc:
-            raise InputError("--config", f"{path} is not UTF-8 text") from exc
-        lines = raw.count(b"\n")
-        yield TomlFile(path, target, raw, crlf=lines > 0 and raw.count(b"\r\n") == lines)
+            fcntl.flock(fd, how)
+        yield _read(path, target)
     finally:
         os.close(fd)
 
