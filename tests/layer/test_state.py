@@ -41,7 +41,7 @@ def _with(path: str, value: Any) -> str:
     return json.dumps(data)
 
 
-BAD = {
+BAD: dict[str, str | bytes] = {
     "deep": "[" * 200_000,
     "deep-object": '{"a":' * 100_000,
     "number-true": _with("base_generation.number", True),
