@@ -26,6 +26,7 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT, Table
 
+from nixlayer import safeload
 from nixlayer.errors import GuardRefusedError, InputError
 from nixlayer.runner_store import jobtrust, tomledit, tomlfile
 from nixlayer.runner_store.tomledit import MANAGED, container_path
@@ -103,13 +104,9 @@ def mounts(mode: str, directory: str) -> list[str]:
 
 
 def load(path: Path) -> tomlkit.TOMLDocument:
-    try:
-        text = path.read_bytes().decode().replace("\r\n", "\n")
-    except OSError as exc:
-        raise InputError("--config", f"cannot read {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError("--config", f"{path} is not UTF-8 text") from exc
-    return parse(text, path)
+    # The guarded reader: a FIFO, /dev/zero or an endless file is refused, not read.
+    text = safeload.decode(safeload.read_bytes(path, "--config"), "--config", str(path))
+    return parse(text.replace("\r\n", "\n"), path)
 
 
 def parse(text: str, path: Path) -> tomlkit.TOMLDocument:
