@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import tomlkit
 
+from nixlayer.runner_store import tomlmask
 from tests.helpers import cli, json_result, nixlayer_bin
 from tests.runner_store import host_daemon
 from tests.runner_store.host_daemon import SAFE_CONF, HostDaemon
@@ -101,9 +102,13 @@ def test_exact_output_and_idempotent(
     check = _configure(config, *args, "--check")
     assert check.returncode == 1 and check.stdout.startswith("---"), check.stderr
     assert config.read_bytes() == (CONFIGS / source).read_bytes()  # --check writes nothing
+    assert sorted(os.listdir(tmp_path)) == ["config.toml", "seeded"]  # not even a lock file
     first = _configure(config, *args)
     assert first.returncode == 0, first.stderr
     assert config.read_text() == want
+    # With the lock file there, --check takes it shared and still writes nothing.
+    recheck = _configure(config, *args, "--check")
+    assert recheck.returncode == 0 and "nothing to change" in recheck.stdout, recheck.stderr
     assert (tmp_path / "config.toml.nixlayer.bak").read_bytes() == (CONFIGS / source).read_bytes()
     again = _configure(config, *args)
     assert again.returncode == 0 and "nothing to change" in again.stdout
@@ -212,7 +217,8 @@ def test_bad_input_exit_2_file_untouched(
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert config.read_bytes() == before
-    assert not (tmp_path / "config.toml.nixlayer.bak").exists()
+    # Nothing written: no backup, and no lock file (input is validated before the lock).
+    assert sorted(os.listdir(tmp_path)) == ["config.toml", "seeded", "x"]
 
 
 def test_keeps_owner_mode_and_a_private_backup(tmp_path: Path, seeded: Path) -> None:
@@ -312,6 +318,78 @@ def test_tokens_masked_in_every_diff(tmp_path: Path, seeded: Path) -> None:
     assert "glrt-AAAA" in config.read_text() and "hunter2" in config.read_text()
 
 
+# Secrets as the hostile review planted them next to the edited volumes line: the
+# values, however they are spelled in TOML, must never reach any output.
+SECRETS = (
+    "hunter2",
+    "s3cr3tRunnerTokenNoPrefix",
+    "ZGVwbG95Omh1bnRlcjI=",
+    "pipsecretpw",
+    "vaulttokenvalue",
+    "abc123",
+    "inlinepw",
+    "inlinekey",
+    "singlequotedpw",
+)
+
+
+@pytest.mark.parametrize("name", ["attack1.toml", "attack2.toml"])
+def test_secrets_masked_by_structure_in_every_output(
+    tmp_path: Path, seeded: Path, name: str
+) -> None:
+    """URL credentials, multi-line strings, DOCKER_AUTH_CONFIG, escaped and quoted
+    keys, inline tables: a line regex let each of them through as diff context."""
+    source = CONFIGS / "secrets" / name
+    config = tmp_path / "config.toml"
+    shutil.copyfile(source, config)
+    present = [s for s in SECRETS if s in source.read_text() or s == "vaulttokenvalue"]
+    args = ["--mode", "copy", "--dir", str(seeded)]
+    check = _configure(config, *args, "--check")
+    as_json = _configure(config, *args, "--check", "--json")
+    diff = json_result(as_json, ok=False)["diff"]
+    bad = _configure(config, *args, "--runner", "nope")
+    written = _configure(config, *args)
+    assert written.returncode == 0, written.stderr
+    outputs = [
+        check.stdout + check.stderr,
+        as_json.stdout + as_json.stderr,
+        bad.stdout + bad.stderr,
+        written.stdout + written.stderr,
+    ]
+    assert "[MASKED]" in diff and diff.count("/nix/store:rw") >= 1
+    for out in outputs:
+        for secret in present:
+            assert secret not in out, (secret, out)
+    # Masking is only in what is shown: the file keeps every secret, byte for byte.
+    kept = config.read_text()
+    assert all(s in kept for s in present if s != "vaulttokenvalue")
+    assert kept.count("\n") == source.read_text().count("\n")
+
+
+def test_mask_units() -> None:
+    text = (
+        '# token = "glrt-abc" see https://me:pw@host\n'
+        "[[runners]]\n"
+        '  url = "https://gitlab.example/"\n'
+        '  pre_build_script = """\nexport VAULT_TOKEN=topsecret\necho ok\n"""\n'
+        '  "pass\\u0077ord" = 5\n'
+        "  [runners.cache.s3]\n"
+        '    SecretKey = "s3secret"\n'
+        "  [runners.docker]\n"
+        '    volumes = ["/srv/keys:/keys:ro"]\n'
+        '    environment = ["FOO={\\"auth\\":\\"xyz\\"}", "GIT_DEPTH=10"]\n'
+        "    [runners.docker.credentials]\n"
+        '      user = "deploy"\n'
+    )
+    masked = tomlmask.masked(text)
+    for secret in ("glrt-abc", ":pw@", "topsecret", "= 5", "s3secret", "xyz", '"deploy"'):
+        assert secret not in masked, (secret, masked)
+    for kept in ("https://gitlab.example/", "/srv/keys:/keys:ro", "GIT_DEPTH=10", "echo ok"):
+        assert kept in masked, (kept, masked)
+    # Masked multi-line strings keep their lines: the diff's line numbers are the file's.
+    assert masked.count("\n") == text.count("\n")
+
+
 def test_runners_of_one_name_are_all_configured(tmp_path: Path, seeded: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
@@ -367,6 +445,7 @@ def test_daemon_mode_refuses_exit_3(
     assert proc.returncode == 3, proc.stderr
     assert message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert config.read_bytes() == before
+    assert not (tmp_path / ".config.toml.nixlayer.lock").exists()
 
 
 @pytest.mark.parametrize(

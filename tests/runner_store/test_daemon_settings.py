@@ -13,7 +13,7 @@ from nixlayer.nix import commands
 from nixlayer.nix.nixjson.config import ConfigFormatError, NixSettings, parse_settings
 from nixlayer.nix.version import parse_version
 from nixlayer.runner_store import jobtrust
-from nixlayer.runner_store.tomlfile import mask
+from nixlayer.runner_store.tomlmask import masked
 
 DATA = Path(__file__).parent.parent / "data" / "nix-json"
 
@@ -111,12 +111,12 @@ def test_sandbox_problem() -> None:
 
 def test_mask() -> None:
     text = (
-        ' token = "glrt-abc_DEF-123"   # yearly\n'
-        '+  environment = ["A=1", "CI_JOB_TOKEN=xyz", "DB_PASSWORD=p4ss"]\n'
-        "   url = https://x/?t=glpat-abcdef\n"
-        '-  name = "keep"\n'
+        'token = "glrt-abc_DEF-123"   # yearly\n'
+        'environment = ["A=1", "CI_JOB_TOKEN=xyz", "DB_PASSWORD=p4ss"]\n'
+        'url = "https://x/?t=glpat-abcdef"\n'
+        'name = "keep"\n'
     )
-    out = mask(text)
+    out = masked(text)
     for secret in ("glrt-abc", "xyz", "p4ss", "glpat-abcdef"):
         assert secret not in out
     assert 'token = "[MASKED]"   # yearly' in out and '"A=1"' in out and 'name = "keep"' in out

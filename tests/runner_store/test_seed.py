@@ -429,3 +429,44 @@ def test_the_seeded_image_is_recorded_and_status_reports_a_mismatch(
     assert "but DIR was seeded from" in json.loads(st.stdout)["result"]["store"]["problem"]
     human = cli("runner-store", "status", "--config", str(other), "--dir", str(d))
     assert human.returncode == 1 and "UNHEALTHY" in human.stdout
+
+
+DAMAGED = [
+    "[]",
+    '"str"',
+    '{"image": {"bogus": 1}}',
+    '{"installed": [1, 2]}',
+    '{"image": {"reference": 5, "repo_tags": "abc", "image_id": 7}}',
+    '{"image": {"reference": "abc", "repo_tags": "abc"}}',
+    '{"image": {"reference": "x", "path_count": true}}',
+    '{"paths": {"/nix/store/x": 1}}',
+    "[" * 100_000,
+    "{",
+]
+
+
+def test_a_damaged_record_is_one_line_never_a_bug(
+    image: tuple[Path, set[str], list[bytes]], tmp_path: Path
+) -> None:
+    """A tampered DIR/.nixlayer/image.json made seed and status print "internal error
+    ... this is a bug" (exit 1), and a wrong-typed one made status healthy: `repo_tags`
+    as the string "abc" matched the tag "abc" by substring. Seed refuses with one line
+    naming the file (exit 2); status calls the store unhealthy (exit 1)."""
+    _root, _expected, layers = image
+    d = tmp_path / "shared"
+    archive = docker_save(tmp_path / "v1.tar", layers)
+    assert seed("--image-archive", str(archive), "--dir", str(d)).returncode == 0
+    rec = d / ".nixlayer/image.json"
+    config = _copy_runner_config(tmp_path / "c.toml", d, "abc")
+    for text in DAMAGED:
+        rec.write_text(text)
+        again = cli("runner-store", "seed", "--image-archive", str(archive), "--dir", str(d), "-q")
+        assert again.returncode == 2, (text[:40], again.stderr)
+        assert again.stderr.count("\n") == 1 and f"{rec} is damaged" in again.stderr, again.stderr
+        assert "bug" not in again.stderr
+        st = cli("runner-store", "status", "--config", str(config), "--dir", str(d), "--json")
+        assert st.returncode == 1, (text[:40], st.stdout, st.stderr)
+        store = json.loads(st.stdout)["result"]["store"]
+        assert store["problem"].startswith(f"{rec} is damaged"), store
+        assert store["runner_images"] == [{"runner": "copy", "image": "abc", "matches": False}]
+        assert rec.read_text() == text  # reported, never rewritten

@@ -28,6 +28,7 @@ from nixlayer.errors import InputError
 from nixlayer.fsutil import target_lock, write_files_atomically
 from nixlayer.layer.kinds import KIND_NAMES, Kind, parse_action
 from nixlayer.planner.model import Action
+from nixlayer.safeload import parse_json, read_text, show
 
 DEFAULT_STATE_DIR = Path("/var/lib/nixlayer")
 _GENERATION = re.compile(r"^.+-(\d+)-link$")
@@ -69,42 +70,89 @@ class State:
 
     @classmethod
     def from_json(cls, data: Any) -> State:
-        def gen(d: Any) -> Generation | None:
-            if d is None:
-                return None
-            number = d["number"]
-            if number is not None and not isinstance(number, int):
-                raise TypeError("number")
-            return Generation(str(d["profile"]), number, _opt_str(d["target"]))
-
-        pending = data.get("pending")
-        kind = data["kind"]
+        """The state from its JSON, every field checked for its type (a bool is not a
+        generation number); a ValueError names the field."""
+        top = _obj(data, "the state")
+        pending = top.get("pending")
+        kind = _str(_get(top, "kind"), "kind")
         if kind not in KIND_NAMES:
             raise ValueError(f"kind {kind!r}")
         return cls(
             kind=kind,
-            base_system=str(data["base_system"]),
-            base_generation=gen(data.get("base_generation")),
+            base_system=_str(_get(top, "base_system"), "base_system"),
+            base_generation=_generation(top.get("base_generation"), "base_generation"),
             applied=tuple(
-                Applied(str(a["toplevel"]), _action(a["action"])) for a in data.get("applied", [])
+                _applied(_obj(a, f"applied[{i}]"), f"applied[{i}]")
+                for i, a in enumerate(_list(top.get("applied", []), "applied"))
             ),
-            pending=None
-            if pending is None
-            else Pending(
-                str(pending["toplevel"]),
-                _action(pending["action"]),
-                gen(pending.get("before")),
-                tuple(str(u) for u in pending.get("units", [])),
-            ),
+            pending=None if pending is None else _pending(_obj(pending, "pending")),
         )
 
 
-def _opt_str(v: Any) -> str | None:
-    return None if v is None else str(v)
+def _get(d: dict[str, Any], key: str, where: str = "") -> Any:
+    if key not in d:
+        raise ValueError(f"{where + '.' if where else ''}{key} is missing")
+    return d[key]
 
 
-def _action(v: Any) -> Action:
-    return parse_action(str(v), "state")
+def _obj(v: Any, where: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise ValueError(f"{where} is not an object")
+    return v
+
+
+def _list(v: Any, where: str) -> list[Any]:
+    if not isinstance(v, list):
+        raise ValueError(f"{where} is not a list")
+    return v
+
+
+def _str(v: Any, where: str) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"{where} is not a string: {show(v, 30)}")
+    return v
+
+
+def _opt_str(v: Any, where: str) -> str | None:
+    return None if v is None else _str(v, where)
+
+
+def _generation(v: Any, where: str) -> Generation | None:
+    if v is None:
+        return None
+    d = _obj(v, where)
+    number = _get(d, "number", where)
+    # bool is an int to Python, never a generation number.
+    if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
+        raise ValueError(f"{where}.number is not an integer: {show(number, 30)}")
+    return Generation(
+        _str(_get(d, "profile", where), f"{where}.profile"),
+        number,
+        _opt_str(_get(d, "target", where), f"{where}.target"),
+    )
+
+
+def _applied(d: dict[str, Any], where: str) -> Applied:
+    return Applied(
+        _str(_get(d, "toplevel", where), f"{where}.toplevel"),
+        _action(_get(d, "action", where), f"{where}.action"),
+    )
+
+
+def _pending(d: dict[str, Any]) -> Pending:
+    return Pending(
+        _str(_get(d, "toplevel", "pending"), "pending.toplevel"),
+        _action(_get(d, "action", "pending"), "pending.action"),
+        _generation(d.get("before"), "pending.before"),
+        tuple(
+            _str(u, f"pending.units[{i}]")
+            for i, u in enumerate(_list(d.get("units", []), "pending.units"))
+        ),
+    )
+
+
+def _action(v: Any, where: str) -> Action:
+    return parse_action(_str(v, where), "state")
 
 
 def generation(profile: Path) -> Generation:
@@ -140,16 +188,15 @@ def load(state_dir: Path) -> State | None:
     path = state_file(state_dir)
     if path.is_symlink():
         raise InputError("--state-dir", f"{path} is a symlink")
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return None
-    except OSError as exc:
-        raise InputError("--state-dir", f"cannot read {path}: {exc.strerror}") from exc
+    # The one guarded reader: bounded size, UTF-8, nesting depth (no RecursionError).
+    data = parse_json(read_text(path, "--state-dir"), "--state-dir", str(path))
     try:
-        return State.from_json(json.loads(text))
-    except (ValueError, TypeError, KeyError, AttributeError, InputError) as exc:
-        raise InputError("--state-dir", f"{path} is not nixlayer's state ({exc})") from exc
+        return State.from_json(data)
+    except (ValueError, InputError) as exc:
+        why = exc.message if isinstance(exc, InputError) else str(exc)
+        raise InputError("--state-dir", f"{path} is not nixlayer's state ({why})") from None
 
 
 def save(state_dir: Path, state: State | None) -> None:

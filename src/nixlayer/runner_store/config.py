@@ -20,7 +20,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
@@ -30,6 +30,9 @@ from nixlayer.errors import GuardRefusedError, InputError
 from nixlayer.runner_store import jobtrust, tomledit, tomlfile
 from nixlayer.runner_store.tomledit import MANAGED, container_path
 from nixlayer.safeload import check_data, read_text
+
+if TYPE_CHECKING:
+    from nixlayer.runner_store.daemon import DaemonInfo
 
 log = logging.getLogger("nixlayer")
 
@@ -166,10 +169,7 @@ def socket_group(directory: str) -> int | None:
     return None
 
 
-def _guard_daemon(directory: str, chosen: list[Table]) -> None:
-    from nixlayer.runner_store.daemon import daemon_info
-
-    info = daemon_info(directory)
+def _guard_daemon(info: DaemonInfo, chosen: list[Table]) -> None:
     problem = jobtrust.sandbox_problem(info.settings)
     if problem:
         raise GuardRefusedError(f"daemon mode refused: {problem}")
@@ -185,6 +185,38 @@ def _guard_daemon(directory: str, chosen: list[Table]) -> None:
             raise GuardRefusedError(
                 f"daemon mode refused for runner {runner.get('name')!r}: {problem}"
             )
+
+
+@dataclass(frozen=True)
+class _Edit:
+    mode: str
+    root: str
+    runners: list[str]
+    image: str | None
+    info: DaemonInfo | None  # the host daemon's settings (daemon mode)
+
+    def apply(self, text: str, p: Path) -> tuple[str, list[Table]]:
+        """The edited text and the runners chosen; raises on any rejected input."""
+        doc = parse(text, p)
+        chosen = select(runner_tables(doc, p), self.runners, p)
+        if self.info is not None:
+            _guard_daemon(self.info, chosen)
+        gid = socket_group(self.root) if self.mode == "daemon" else None
+        for runner in chosen:
+            docker = tomledit.docker_table(runner)
+            if self.image is not None:
+                tomledit.set_image(docker, self.image)
+            if self.mode == "copy" and not EXACT_IMAGE.search(str(docker.get("image", ""))):
+                raise InputError(
+                    "--image",
+                    f"runner {runner.get('name')!r}: copy mode needs the exact image (pass "
+                    "--image NAME@sha256:DIGEST or --image sha256:IMAGEID)",
+                )
+            tomledit.set_volumes(docker, mounts(self.mode, self.root))
+            tomledit.set_environment(runner, self.mode)
+            tomledit.set_group(docker, gid)
+            tomledit.set_profiles_tmpfs(docker, self.mode)
+        return tomlkit.dumps(doc), chosen
 
 
 def configure(
@@ -211,27 +243,19 @@ def configure(
                 f"{image!r} is neither NAME@sha256:DIGEST nor an image ID sha256:...; "
                 "copy mode needs the exact image the store was seeded from",
             )
-    with tomlfile.locked(p) as tf:
-        doc = parse(tf.text, p)
-        chosen = select(runner_tables(doc, p), runners or [], p)
-        if mode == "daemon":
-            _guard_daemon(root, chosen)
-        gid = socket_group(root) if mode == "daemon" else None
-        for runner in chosen:
-            docker = tomledit.docker_table(runner)
-            if image is not None:
-                tomledit.set_image(docker, image)
-            if mode == "copy" and not EXACT_IMAGE.search(str(docker.get("image", ""))):
-                raise InputError(
-                    "--image",
-                    f"runner {runner.get('name')!r}: copy mode needs the exact image (pass "
-                    "--image NAME@sha256:DIGEST or --image sha256:IMAGEID)",
-                )
-            tomledit.set_volumes(docker, mounts(mode, root))
-            tomledit.set_environment(runner, mode)
-            tomledit.set_group(docker, gid)
-            tomledit.set_profiles_tmpfs(docker, mode)
-        after = tomlkit.dumps(doc)
+    # Every rejection happens on this unlocked read, before a lock file exists; the
+    # edit is made again under the lock on what the file holds then.
+    first = tomlfile.read(p).text
+    info = None
+    if mode == "daemon":
+        from nixlayer.runner_store.daemon import daemon_info
+
+        select(runner_tables(parse(first, p), p), runners or [], p)  # the file's errors first
+        info = daemon_info(root)
+    edit = _Edit(mode, root, runners or [], image, info)
+    edit.apply(first, p)
+    with tomlfile.locked(p, write=not check) as tf:
+        after, chosen = edit.apply(tf.text, p)
         imported = None
         if mode == "daemon" and image is not None and not check:
             from nixlayer.runner_store.jobimage import import_image

@@ -17,6 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from nixlayer import safeload
 from nixlayer.errors import InputError, NixlayerError
 from nixlayer.fsutil import state_dir, write_files_atomically
 
@@ -71,21 +74,61 @@ def path(d: Path) -> Path:
     return state_dir(d) / RECORD
 
 
+class DamagedRecordError(InputError):
+    """DIR/.nixlayer/image.json is not what nixlayer writes (edited, truncated, tampered)."""
+
+    def __init__(self, p: Path, why: str) -> None:
+        super().__init__("--dir", f"{p} is damaged ({why}); move it aside and seed again")
+
+
+# The file's shape, strictly: a string is not a list of tags, a bool is not a count.
+_STRICT = ConfigDict(strict=True, extra="forbid")
+
+
+class _ImageModel(BaseModel):
+    model_config = _STRICT
+    reference: str
+    image_id: str | None = None
+    config_digest: str = ""
+    repo_tags: list[str] = []
+    repo_digests: list[str] = []
+    layers_verified: bool = False
+    seeded_at: str = ""
+    path_count: int = 0
+
+
+class _RecordModel(BaseModel):
+    model_config = _STRICT
+    image: _ImageModel | None = None
+    paths: dict[str, str] = {}
+    installed: dict[str, str] = {}
+
+
+def _why(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(x) for x in err["loc"])
+    return f"{where}: {err['msg']}, got {safeload.show(err.get('input'), 30)}"
+
+
 def load(d: Path) -> SeedState:
     p = path(d)
     if p.is_symlink():
         raise NixlayerError(f"{p} is a symlink; nixlayer never writes one")
-    try:
-        data: Any = json.loads(p.read_text())
-    except FileNotFoundError:
+    if not p.exists():
         return SeedState()
-    except (OSError, ValueError) as exc:
-        raise NixlayerError(f"{p}: unreadable ({exc})") from exc
-    image = data.get("image")
+    try:
+        data = safeload.parse_json(safeload.read_text(p, "--dir"), "--dir")
+        if not isinstance(data, dict):
+            raise DamagedRecordError(p, f"not a JSON object but {safeload.show(data, 20)}")
+        rec = _RecordModel.model_validate(data)
+    except InputError as exc:
+        raise DamagedRecordError(p, exc.message) from None
+    except ValidationError as exc:
+        raise DamagedRecordError(p, _why(exc)) from None
     return SeedState(
-        image=ImageRecord(**image) if isinstance(image, dict) else None,
-        paths={str(k): str(v) for k, v in (data.get("paths") or {}).items()},
-        installed={str(k): str(v) for k, v in (data.get("installed") or {}).items()},
+        image=None if rec.image is None else ImageRecord(**rec.image.model_dump()),
+        paths=rec.paths,
+        installed=rec.installed,
     )
 
 

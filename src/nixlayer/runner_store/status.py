@@ -59,6 +59,26 @@ def _runner_images(runners: list[dict[str, Any]], d: Path) -> list[dict[str, Any
     return out
 
 
+def _match_images(
+    images: list[dict[str, Any]], state: record.SeedState | None, problems: list[str]
+) -> None:
+    """Does each copy-mode runner use the image DIR was seeded from? (`state` None:
+    the record is damaged, nothing matches.)"""
+    for entry in images:
+        if state is None:
+            entry["matches"] = False
+        elif state.image is None:
+            entry["matches"] = False
+            problems.append(f"runner {entry['runner']!r}: DIR records no seeded image")
+        else:
+            entry["matches"] = bool(entry["image"]) and state.image.matches(entry["image"])
+            if not entry["matches"]:
+                problems.append(
+                    f"runner {entry['runner']!r} uses {entry['image']!r} but DIR was seeded "
+                    f"from {state.image.reference!r}: seed that image, or configure this one"
+                )
+
+
 def store_health(
     directory: Path, nix: Nix, runners: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -68,12 +88,18 @@ def store_health(
     building: list[str] = []
     stale: list[str] = []
     state = record.SeedState()
+    damaged = False
+    try:
+        state = record.load(d)
+    except record.DamagedRecordError as exc:
+        # A health check: a damaged record is an unhealthy store (exit 1), not bad input.
+        problems.append(exc.message)
+        damaged = True
     if not (d / "nix/var/nix/db/db.sqlite").is_file():
         problems.append("no database (run `nixlayer runner-store seed`)")
     else:
         try:
             now = store.registered(confine(nix, d))
-            state = record.load(d)
             found = inspect(d, state, now, set(state.paths), full=False)
             store_fd = store.open_store(d)
             try:
@@ -101,17 +127,7 @@ def store_health(
         if work.is_dir() and any(e.startswith("seed-") for e in os.listdir(work)):
             problems.append("a killed seed left its work directory: seed again to remove it")
     images = _runner_images(runners or [], d)
-    for entry in images:
-        if state.image is None:
-            entry["matches"] = False
-            problems.append(f"runner {entry['runner']!r}: DIR records no seeded image")
-        else:
-            entry["matches"] = bool(entry["image"]) and state.image.matches(entry["image"])
-            if not entry["matches"]:
-                problems.append(
-                    f"runner {entry['runner']!r} uses {entry['image']!r} but DIR was seeded "
-                    f"from {state.image.reference!r}: seed that image, or configure this one"
-                )
+    _match_images(images, None if damaged else state, problems)
     out.update(
         {
             "healthy": not problems,

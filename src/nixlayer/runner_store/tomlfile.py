@@ -7,7 +7,7 @@
   back as CRLF; anything else is edited as it is.
 - Runs on one file serialize on an flock of the directory holding the target, taken
   before the file is read (a lock file would be a write even when the input is refused).
-- Diffs shown to people (and CI logs) have tokens and secrets masked.
+- Diffs shown to people (and CI logs) have tokens and secrets masked (tomlmask).
 """
 
 from __future__ import annotations
@@ -17,34 +17,16 @@ import difflib
 import fcntl
 import logging
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from nixlayer.errors import InputError
+from nixlayer.runner_store import tomlmask
 from nixlayer.safeload import read_bytes
 
 log = logging.getLogger("nixlayer")
-
-MASK = "[MASKED]"
-_SECRET_NAME = r"[A-Za-z0-9_.-]*(?:token|secret|password|passwd|key|credential)[A-Za-z0-9_.-]*"
-_SECRET_KEY = re.compile(
-    rf"^(\s*[-+ ]?\s*\"?{_SECRET_NAME}\"?\s*=\s*)(\"[^\"]*\"|'[^']*'|\S+)", re.I
-)
-_SECRET_ENV = re.compile(rf"([\"'](?:{_SECRET_NAME})=)[^\"']*", re.I)
-# GitLab token prefixes (runner auth, personal, deploy, CI job, registration, ...).
-_TOKEN = re.compile(r"\b(?:glrt|glpat|gldt|glcbt|glptt|glft|glimt|glsoat|GR1348941)[-_]?[\w-]+")
-
-
-def mask(text: str) -> str:
-    out = []
-    for line in text.splitlines(keepends=True):
-        masked = _SECRET_KEY.sub(lambda m: m.group(1) + f'"{MASK}"', line)
-        masked = _SECRET_ENV.sub(lambda m: m.group(1) + MASK, masked)
-        out.append(_TOKEN.sub(MASK, masked))
-    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -63,16 +45,16 @@ class TomlFile:
         return (text.replace("\n", "\r\n") if self.crlf else text).encode()
 
     def diff(self, after: str) -> str:
-        """Unified diff, secrets masked."""
-        return mask(
-            "".join(
-                difflib.unified_diff(
-                    self.text.splitlines(keepends=True),
-                    after.splitlines(keepends=True),
-                    fromfile=f"{self.path} (current)",
-                    tofile=f"{self.path} (nixlayer)",
-                )
-            )
+        """Unified diff of the masked renderings of both documents (tomlmask): a
+        secret is masked however it is spelled, multi-line strings included."""
+        lines = difflib.unified_diff(
+            tomlmask.masked(self.text).splitlines(keepends=True),
+            tomlmask.masked(after).splitlines(keepends=True),
+            fromfile=f"{self.path} (current)",
+            tofile=f"{self.path} (nixlayer)",
+        )
+        return "".join(
+            ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n" for ln in lines
         )
 
     @property
@@ -80,29 +62,46 @@ class TomlFile:
         return self.target.with_name(self.target.name + ".nixlayer.bak")
 
 
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[TomlFile]:
-    """Hold the file's lock while it is read, edited and written."""
+def _target(path: Path) -> Path:
     target = Path(os.path.realpath(path))
     if not target.is_file():
         raise InputError("--config", f"{path} is not a regular file")
+    return target
+
+
+def _read(path: Path, target: Path) -> TomlFile:
+    try:
+        raw = read_bytes(target, "--config")  # bounded, never blocks on a FIFO
+        raw.decode()
+    except UnicodeDecodeError as exc:
+        raise InputError("--config", f"{path} is not UTF-8 text") from exc
+    lines = raw.count(b"\n")
+    return TomlFile(path, target, raw, crlf=lines > 0 and raw.count(b"\r\n") == lines)
+
+
+def read(path: Path) -> TomlFile:
+    """The file as it is now, without the lock: for validating input first."""
+    return _read(path, _target(path))
+
+
+@contextlib.contextmanager
+def locked(path: Path, *, write: bool = True) -> Iterator[TomlFile]:
+    """Hold the lock while the file is read, edited and written. The lock is an flock of
+    the directory holding the target, so taking it creates nothing; `--check`
+    (`write=False`) takes it shared, so it never reads a half-finished edit."""
+    target = _target(path)
     try:
         fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise InputError("--config", f"cannot lock {target.parent}: {exc.strerror}") from exc
+    how = fcntl.LOCK_EX if write else fcntl.LOCK_SH
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, how | fcntl.LOCK_NB)
         except BlockingIOError:
             log.info("waiting for another nixlayer run on %s", target)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            raw = read_bytes(target, "--config")  # bounded, never blocks on a FIFO
-            raw.decode()
-        except UnicodeDecodeError as exc:
-            raise InputError("--config", f"{path} is not UTF-8 text") from exc
-        lines = raw.count(b"\n")
-        yield TomlFile(path, target, raw, crlf=lines > 0 and raw.count(b"\r\n") == lines)
+            fcntl.flock(fd, how)
+        yield _read(path, target)
     finally:
         os.close(fd)
 
