@@ -99,3 +99,28 @@ def json_result(proc: subprocess.CompletedProcess[str], ok: bool = True) -> Any:
     assert set(env) == {"version", "command", "ok", "exit_code", "result", "error", "warnings"}
     assert env["ok"] is ok and env["exit_code"] == proc.returncode, env
     return env["result"]
+
+
+def run_on_terminal(*args: str, timeout: float = 120) -> tuple[int, str, str]:
+    """Run nixlayer with stderr on a pseudo-terminal (live progress on); return its exit
+    code, everything it showed there, and its stdout."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [nixlayer_bin(), *args], stdout=subprocess.PIPE, stderr=secondary, text=True
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 4096)
+        except OSError:  # EIO: the other side closed
+            break
+        if not data:
+            break
+        chunks.append(data.decode(errors="replace"))
+    out = proc.stdout.read() if proc.stdout else ""
+    code = proc.wait(timeout=timeout)
+    os.close(primary)
+    return code, "".join(chunks), out

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import StandIn, cli, json_result, nixlayer_bin, ssh_key
+from tests.helpers import StandIn, cli, json_result, nixlayer_bin, run_on_terminal, ssh_key
 
 pytestmark = pytest.mark.e2e
 
@@ -206,36 +206,16 @@ def test_concurrent_full_runs_on_one_vm_both_succeed(stand_in: StandIn, tmp_path
 
 
 def test_progress_on_a_terminal(stand_in: StandIn, tmp_path: Path) -> None:
-    import pty
-
     assert (
         cli("render", str(_spec(tmp_path, stand_in)), "--root", str(tmp_path), "-q").returncode == 0
     )
-    primary, secondary = pty.openpty()
-    proc = subprocess.Popen(
-        [nixlayer_bin(), "build", str(tmp_path / "vm")],
-        stdout=subprocess.PIPE,
-        stderr=secondary,
-        text=True,
-    )
-    os.close(secondary)
-    chunks = []
-    while True:
-        try:
-            data = os.read(primary, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data.decode(errors="replace"))
-    assert proc.wait(timeout=60) == 0
-    os.close(primary)
-    screen = "".join(chunks)
+    code, screen, out = run_on_terminal("build", str(tmp_path / "vm"), timeout=60)
+    assert code == 0, screen
     # The logged command pastes as the user would type it: without the progress flags
     # nixlayer adds; the progress Nix then logs is parsed, never shown raw.
     assert "$ nix build " in screen and "--log-format" not in screen
     assert "@nix {" not in screen
-    assert "toplevel=" in (proc.stdout.read() if proc.stdout else "")
+    assert "toplevel=" in out
 
 
 def test_interrupt_exits_130_and_writes_nothing(stand_in: StandIn, tmp_path: Path) -> None:
@@ -299,26 +279,9 @@ def test_failed_build_shows_its_log_in_a_pipe(own_stand_in: StandIn, tmp_path: P
 def test_failed_build_shows_its_log_on_a_terminal(own_stand_in: StandIn, tmp_path: Path) -> None:
     """With a terminal nixlayer asks Nix for internal-json (for progress), where Nix
     leaves the log tail out of its error: nixlayer puts it back."""
-    import pty
-
     cdir = _broken_build(own_stand_in, tmp_path)
-    primary, secondary = pty.openpty()
-    proc = subprocess.Popen(
-        [nixlayer_bin(), "build", str(cdir)], stdout=subprocess.PIPE, stderr=secondary, text=True
-    )
-    os.close(secondary)
-    chunks = []
-    while True:
-        try:
-            data = os.read(primary, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data.decode(errors="replace"))
-    assert proc.wait(timeout=60) == 1
-    os.close(primary)
-    screen = "".join(chunks)
+    code, screen, _ = run_on_terminal("build", str(cdir), timeout=60)
+    assert code == 1, screen
     # Progress came from Nix's internal-json, yet the command is logged as it pastes.
     assert re.search(r"nix: \[\d+/\d+\] building", screen), screen
     assert "--log-format" not in screen

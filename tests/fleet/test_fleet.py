@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import StandIn, cli, json_result, make_stand_in, ssh_key
+from tests.helpers import StandIn, cli, json_result, make_stand_in, run_on_terminal, ssh_key
 
 pytestmark = pytest.mark.nix
 
@@ -214,35 +214,14 @@ def test_failures_you_can_debug(stand_in: StandIn, tmp_path: Path) -> None:
 
 
 def test_fleet_progress_on_a_terminal(stand_in: StandIn, tmp_path: Path) -> None:
-    import os
-    import pty
-    import subprocess
-
-    from tests.helpers import nixlayer_bin
 
     fleet = tmp_path / "f.yaml"
     fleet.write_text(
         f"defaults: {{library: {stand_in.library}, profiles: [], test_suites: [], home: false}}\n"
         "vms: {one: {}, two: {}}\n"
     )
-    primary, secondary = pty.openpty()
-    proc = subprocess.Popen(
-        [nixlayer_bin(), "fleet", "build", str(fleet), "--root", str(tmp_path / "vms")],
-        stdout=subprocess.PIPE,
-        stderr=secondary,
-        text=True,
+    code, screen, _ = run_on_terminal(
+        "fleet", "build", str(fleet), "--root", str(tmp_path / "vms"), timeout=120
     )
-    os.close(secondary)
-    chunks = []
-    while True:
-        try:
-            data = os.read(primary, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data.decode(errors="replace"))
-    assert proc.wait(timeout=120) == 0
-    os.close(primary)
-    screen = "".join(chunks)
+    assert code == 0, screen
     assert "fleet: " in screen and "done" in screen

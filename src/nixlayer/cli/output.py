@@ -144,11 +144,6 @@ def finish_json(exit_code: int, error: dict[str, Any] | None = None) -> None:
     )
 
 
-def emit_failure(exit_code: int, error: dict[str, Any]) -> None:
-    """The envelope for a command that raised (kept for callers of the old name)."""
-    finish_json(exit_code, error)
-
-
 def _write(data: Any) -> None:
     out = _json.stdout or sys.stdout
     # ensure_ascii keeps the output valid UTF-8 whatever a path holds (lone surrogates

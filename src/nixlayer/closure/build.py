@@ -103,7 +103,7 @@ def check_overrides(nix: Nix, flake: str, manifest: Manifest) -> None:
         f"if r.success then r.value else null) (builtins.fromJSON {names})"
     )
     config = f"{flake}#nixosConfigurations.{nixlang.attr_name(manifest.configuration)}"
-    drvs = json.loads(nix.run(commands.eval_json(config, apply)).stdout)
+    drvs = evaluate.strings_or_null(nix.run(commands.eval_json(config, apply)).stdout)
     closure = set(
         nix.run(commands.derivation_closure(f"{flake}#{manifest.installable}")).stdout.split()
     )

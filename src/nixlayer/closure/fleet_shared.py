@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import json
 import re
 import time
 import urllib.parse
@@ -27,6 +26,7 @@ from nixlayer.closure.fleet_eval import (
 from nixlayer.errors import InputError, NixError, NixlayerError
 from nixlayer.fsutil import state_dir, target_lock
 from nixlayer.nix import commands
+from nixlayer.nix.nixjson import evaluate, metadata
 from nixlayer.nix.runner import Nix
 
 if TYPE_CHECKING:
@@ -121,16 +121,11 @@ def shared_fleet_build(
 def flake_configurations(flake: str, select: Sequence[str], nix: Nix) -> tuple[str, list[str]]:
     """The locked URL of `flake` and the names of its nixosConfigurations that match
     any of `select` (shell globs; all when empty)."""
-    meta = json.loads(nix.run(commands.flake_metadata(flake)).stdout)
-    locked = meta.get("url")
-    if not isinstance(locked, str) or not locked:
-        raise NixlayerError(f"nix flake metadata gave no locked URL for {flake}")
+    locked = metadata.parse(nix.run(commands.flake_metadata(flake)).stdout).url
     proc = nix.run(
         commands.eval_json(f"{locked}#nixosConfigurations", apply="c: builtins.attrNames (c)")
     )
-    every = json.loads(proc.stdout)
-    if not isinstance(every, list) or not all(isinstance(n, str) for n in every):
-        raise NixlayerError(f"{flake}: nixosConfigurations is not an attribute set")
+    every = evaluate.names(proc.stdout)
     chosen = [n for n in every if not select or any(fnmatch.fnmatchcase(n, g) for g in select)]
     if not chosen:
         raise InputError(

@@ -9,7 +9,6 @@ so it cannot read the runner's files before the guard has looked at the switch.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -23,7 +22,7 @@ from nixlayer.errors import InputError, NixError
 from nixlayer.layer.base import BaseRef
 from nixlayer.layer.kinds import KINDS, Kind
 from nixlayer.nix import commands
-from nixlayer.nix.nixjson import evaluate
+from nixlayer.nix.nixjson import evaluate, metadata
 from nixlayer.nix.nixlang import attr_name
 from nixlayer.nix.runner import Nix
 
@@ -50,7 +49,7 @@ def open_job(directory: Path | str, nix: Nix, base: BaseRef) -> JobFlake:
         raise InputError("FLAKE_DIR", f"{d} has no flake.nix")
     job = _addressable(d)
     try:
-        meta = json.loads(
+        meta = metadata.parse(
             nix.run(
                 [
                     *commands.flake_metadata(job.ref),
@@ -66,12 +65,7 @@ def open_job(directory: Path | str, nix: Nix, base: BaseRef) -> JobFlake:
         raise InputError(
             "FLAKE_DIR", f"{d}/flake.nix does not evaluate: {exc.first_error()}"
         ) from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            "FLAKE_DIR", f"nix flake metadata printed invalid JSON: {exc.msg}"
-        ) from exc
-    root = meta.get("locks", {}).get("nodes", {}).get("root", {})
-    if "base" not in root.get("inputs", {}):
+    if "base" not in meta.root_inputs:
         raise InputError(
             "FLAKE_DIR",
             f"{d}/flake.nix has no `base` input (start from "

@@ -63,11 +63,6 @@ def eval_json(installable: str, apply: str | None = None) -> Argv:
     return [*argv, "--apply", apply] if apply else argv
 
 
-def eval_file_json(path: Path, apply: str) -> Argv:
-    """Evaluate a plain Nix file (e.g. a flake.nix's top-level attribute set)."""
-    return ["eval", "--json", "--file", str(path), "--apply", apply]
-
-
 def override_input(name: str, ref: str) -> Argv:
     return ["--override-input", name, ref]
 
@@ -80,10 +75,6 @@ def flake_lock_override(flake_ref: str, name: str, ref: str) -> Argv:
 def profile_set(profile: Path, store_path: str) -> Argv:
     """`nix-env` arguments (run with the nix-env tool) that make a new generation."""
     return ["-p", str(profile), "--set", store_path]
-
-
-def profile_rollback(profile: Path) -> Argv:
-    return ["-p", str(profile), "--rollback"]
 
 
 def profile_switch_generation(profile: Path, number: int) -> Argv:
@@ -112,10 +103,6 @@ def nosymfollow(root: Path) -> Argv:
 def chroot_store(root: Path) -> str:
     """A local store rooted elsewhere (its files under root/nix/store)."""
     return f"local?root={root}"
-
-
-def path_info_all(store: str) -> Argv:
-    return ["path-info", "--all", "--store", store]
 
 
 def dump_db(store: str, paths: Sequence[str]) -> Argv:

@@ -3,13 +3,13 @@ flake reference, which is built first (so one command serves a merge-request job
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from nixlayer.errors import InputError, NixlayerError
+from nixlayer.errors import InputError
 from nixlayer.nix import commands
 from nixlayer.nix.flakeref import normalize_ref
+from nixlayer.nix.nixjson import build as build_json
 from nixlayer.nix.runner import Nix, ProgressCallback
 from nixlayer.planner.model import Kind
 
@@ -41,10 +41,7 @@ def installable(arg: str, kind: Kind) -> str:
 def build_system(arg: str, kind: Kind, nix: Nix, progress: ProgressCallback | None = None) -> Path:
     argv = commands.build(installable(arg, kind), out_link=None, progress_json=bool(progress))
     out = nix.run(argv, progress=progress).stdout
-    try:
-        return Path(str(json.loads(out)[0]["outputs"]["out"]))
-    except (json.JSONDecodeError, LookupError, TypeError):
-        raise NixlayerError(f"nix build printed no output path: {out[:200]!r}") from None
+    return Path(build_json.out_path(out))
 
 
 def resolve_system(

@@ -16,5 +16,12 @@ def names(text: str) -> list[str]:
     return [expect(item, str, f"{WHAT}[{i}]") for i, item in enumerate(items)]
 
 
+def strings_or_null(text: str) -> list[str | None]:
+    items = expect(load(text, WHAT), list, WHAT)
+    return [
+        None if item is None else expect(item, str, f"{WHAT}[{i}]") for i, item in enumerate(items)
+    ]
+
+
 def string(text: str) -> str:
     return expect(load(text, WHAT), str, WHAT)

@@ -28,6 +28,14 @@ class FlakeMetadata:
     last_modified: int | None
     revision: str | None
     description: str | None
+    root_inputs: tuple[str, ...] = ()  # the inputs the flake's lock gives its root
+
+
+def _root_inputs(locks: dict[str, Any] | None) -> tuple[str, ...]:
+    nodes = (locks or {}).get("nodes")
+    root = nodes.get((locks or {}).get("root", "root")) if isinstance(nodes, dict) else None
+    inputs = root.get("inputs") if isinstance(root, dict) else None
+    return tuple(sorted(inputs)) if isinstance(inputs, dict) else ()
 
 
 def parse(text: str) -> FlakeMetadata:
@@ -45,4 +53,5 @@ def parse(text: str) -> FlakeMetadata:
         last_modified=optional(data, "lastModified", int, WHAT),
         revision=optional(data, "revision", str, WHAT),
         description=optional(data, "description", str, WHAT),
+        root_inputs=_root_inputs(optional(data, "locks", dict, WHAT)),
     )
