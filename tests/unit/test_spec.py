@@ -249,3 +249,18 @@ def test_catalog_errors_name_the_field(tmp_path: Path) -> None:
     f.write_text('{"profiles": [], "profiles": [], "test_suites": []}')
     with pytest.raises(InputError, match="duplicate key 'profiles'"):
         load_catalog(f, "--catalog")
+
+
+DAMAGED = ["[" * 100_000, "[]", '{"vm_name": 1}', "\x00", '{"a": 1, "a": 2}']
+
+
+@pytest.mark.parametrize("text", DAMAGED)
+def test_a_damaged_manifest_is_one_line_bad_input(tmp_path: Path, text: str) -> None:
+    """The config dir is the user's: a tampered .nixlayer-manifest.json is input, never a
+    traceback (deep nesting, wrong shape, wrong field, NUL, duplicate keys)."""
+    from nixlayer.closure.manifest import MANIFEST, read_manifest
+
+    (tmp_path / MANIFEST).write_text(text)
+    with pytest.raises(InputError) as info:
+        read_manifest(tmp_path)
+    assert info.value.field == "config_dir" and "\n" not in str(info.value)

@@ -202,9 +202,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_mode = bool(getattr(args, "json", False))
     setup_logging(args.verbose, args.quiet)
     start_json(command_name(args), json_mode, stdout=sys.stdout)
-    install_signal_handlers()
-    code, err = _dispatch(args, parser, verbose=args.verbose)
-    finish_json(code, err)
+    restore_signals = install_signal_handlers()
+    try:
+        code, err = _dispatch(args, parser, verbose=args.verbose)
+        finish_json(code, err)
+    finally:
+        restore_signals()
     return code
 
 

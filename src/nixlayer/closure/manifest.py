@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nixlayer.errors import InputError
+from nixlayer.safeload import parse_json, read_text
 
 MANIFEST = ".nixlayer-manifest.json"
 VERSION = 1
@@ -58,15 +59,18 @@ class Manifest:
 
 def read_manifest(cdir: Path) -> Manifest:
     path = cdir / MANIFEST
+    if not path.is_file():
+        raise InputError(
+            "config_dir", f"{cdir} has no {MANIFEST}: render it with `nixlayer render` first"
+        )
+    # The config dir is the user's: its manifest is input like any other (bounded, UTF-8).
+    data = parse_json(read_text(path, "config_dir"), "config_dir", str(path))
     try:
-        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise TypeError("not an object")
         return Manifest(
             **{k: v for k, v in data.items() if k != "overrides"},
             overrides=tuple(OverrideInput(**o) for o in data.get("overrides", ())),
         )
-    except FileNotFoundError:
-        raise InputError(
-            "config_dir", f"{cdir} has no {MANIFEST}: render it with `nixlayer render` first"
-        ) from None
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:
         raise InputError("config_dir", f"{path} is damaged ({exc}); render again") from None

@@ -354,9 +354,10 @@ def fold_stderr(lines: Iterable[str], progress: ProgressCallback | None = None) 
     return "".join(plain) + "\n".join(m for level, m in state.messages if level <= 1)
 
 
-def install_signal_handlers() -> None:
+def install_signal_handlers() -> Callable[[], None]:
     """SIGINT, SIGTERM and SIGHUP end the running `nix` children, then raise `Interrupted`
-    in the main thread (exit 130, 143, 129). For the CLI; a library keeps its caller's."""
+    in the main thread (exit 130, 143, 129). For the CLI; a library keeps its caller's.
+    Returns what puts the previous handlers back (main() run in-process restores them)."""
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         first = _children.stopping is None
@@ -365,9 +366,15 @@ def install_signal_handlers() -> None:
             raise Interrupted(signum)
 
     if threading.current_thread() is not threading.main_thread():
-        return  # only the main thread may set handlers (main() called from a worker)
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, handler)
+        return lambda: None  # only the main thread may set handlers (main() from a worker)
+    signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
+
+    def restore() -> None:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+    return restore
 
 
 def end_children() -> None:
