@@ -33,16 +33,12 @@ class Layered:
     systemd_dir: Path  # the fake systemd's records
     env: dict[str, str]
 
-    def args(self, *extra: str, job: Path | None = None) -> list[str]:
+    def system_args(self) -> list[str]:
+        """The running system's options, shared by switch and restore (as cli/switch.py's
+        `_system_options` is)."""
         return [
-            "switch",
-            str(job or self.job),
-            "--base",
-            str(self.base),
             "--kind",
             "nixos",
-            "--name",
-            "runner",
             "--current",
             str(self.current),
             "--units",
@@ -53,26 +49,14 @@ class Layered:
             str(self.profile),
             "--state-dir",
             str(self.state_dir),
-            *extra,
         ]
 
+    def args(self, *extra: str, job: Path | None = None) -> list[str]:
+        job_args = ["switch", str(job or self.job), "--base", str(self.base), "--name", "runner"]
+        return [*job_args, *self.system_args(), *extra]
+
     def restore_args(self, *extra: str) -> list[str]:
-        return [
-            "restore",
-            "--kind",
-            "nixos",
-            "--current",
-            str(self.current),
-            "--units",
-            str(self.units),
-            "--runtime-dir",
-            str(self.runtime),
-            "--profile",
-            str(self.profile),
-            "--state-dir",
-            str(self.state_dir),
-            *extra,
-        ]
+        return ["restore", *self.system_args(), *extra]
 
     def systemd_run_calls(self) -> list[list[str]]:
         log = self.systemd_dir / "systemd-run.log"
