@@ -8,18 +8,22 @@ figure measured on it is start-up noise. This tree has the same outputs
 (`lib.nixosSystem`, `legacyPackages`, an importable default.nix), so it plugs in
 wherever the small one does, but at nixpkgs' shape and cost:
 
-- lib: the fixture's functions plus generated sub-libraries and licenses
-  (hundreds of KB of Nix, as nixpkgs' lib), and a module system that
-  type-checks every definition (bench/scale/modules.nix);
+- lib: the fixture's functions plus generated sub-libraries, licenses and
+  platforms (hundreds of KB of Nix, as nixpkgs' lib), and a module system that
+  keeps nixpkgs' per-option bookkeeping (bench/scale/tree/lib/modules.nix);
 - pkgs: tens of thousands of package attributes across thousands of files
   (all-packages.nix + callPackage, a readDir'd by-name tree, a python package
-  set), each package a `stdenv.mkDerivation` with a fixed-output `fetchurl`
-  source and build inputs, over a stdenv booted in four stages, each stage
-  instantiating the whole package set again, as nixpkgs' stdenv does;
-- nixos: ~1,500 modules declaring options (services, programs, hardware),
-  about one in twelve on by default, each contributing units, /etc files,
-  packages, users and assertions; base.nix is the fixture's, so the toplevel
-  has the same layout (bootspec, configuration.json, switch-to-configuration).
+  set), each package a `stdenv.mkDerivation` (meta checked against an elaborated
+  platform, hardening flags, a third with dev and man outputs) with a
+  fixed-output `fetchurl` source and build inputs, over a stdenv booted in four
+  stages, each stage instantiating the whole package set again, as nixpkgs does;
+- nixos: ~1,500 modules of a dozen and a half options each, with descriptions
+  and examples (services, programs, hardware), one in five on by default, each
+  contributing units, users, groups, /etc files, packages and assertions;
+  users, groups, /etc files and units are submodules; the options manual is a
+  second evaluation of every module, as NixOS' documentation.nix; base.nix is
+  the fixture's, so the toplevel has the same layout (bootspec,
+  configuration.json, switch-to-configuration).
 
 Everything is generated from a seeded RNG: the same parameters give the same tree.
 A stamp file records them, and an unchanged tree is not rewritten. Derivations
@@ -33,13 +37,18 @@ import hashlib
 import json
 import random
 import shutil
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))  # run as a script too
+from bench.scale.nixos_modules import SYLLABLES, module_nix
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 FIXTURE = REPO / "tests" / "fixtures" / "nixpkgs"
 DEFAULT_OUT = REPO / ".cache" / "scale-nixpkgs"
+TREE = HERE / "tree"  # the stand-in's hand-written files, copied as they are
 
 # Packages the fixture library and tests name; they must exist here too.
 FIXTURE_NAMES = [
@@ -51,11 +60,6 @@ FIXTURE_NAMES = [
 TOOLCHAIN = [
     "bash", "coreutils", "gcc", "binutils", "glibc", "gnumake", "gnused", "gnugrep", "gawk",
     "findutils", "diffutils", "patch",
-]  # fmt: skip
-SYLLABLES = [
-    "ab", "ar", "ba", "bel", "cor", "da", "del", "en", "fa", "fin", "ga", "gor", "ha", "hel",
-    "in", "ja", "ka", "kor", "la", "lin", "ma", "mor", "na", "nel", "or", "pa", "pel", "qu",
-    "ra", "ril", "sa", "sel", "ta", "tor", "u", "va", "vel", "wa", "xi", "ya", "zel", "zo",
 ]  # fmt: skip
 LICENSES = 400
 
@@ -81,7 +85,7 @@ SIZES = {
         modules=1_500,
         lib_files=40,
         lib_functions=120,
-        on_every=12,
+        on_every=5,
     ),
     "tiny": Size(
         core=60,
@@ -120,6 +124,9 @@ def package_nix(rng: random.Random, name: str, deps: list[str], python: bool = F
     prop = " ".join(deps[1::2])
     lic = f"l{rng.randrange(LICENSES)}"
     kind = "Python module" if python else "Tool"
+    # As in nixpkgs, many packages split off dev and man outputs or turn off a hardening flag.
+    outputs = '\n  outputs = [ "out" "dev" "man" ];' if rng.random() < 0.33 else ""
+    hardening = '\n  hardeningDisable = [ "fortify" ];' if rng.random() < 0.1 else ""
     return f"""{{ {args} }}:
 
 stdenv.mkDerivation rec {{
@@ -131,12 +138,12 @@ stdenv.mkDerivation rec {{
     text = "stand-in source of ${{pname}}-${{version}}";
   }};
   buildInputs = [ {inputs} ];
-  propagatedBuildInputs = [ {prop} ];
+  propagatedBuildInputs = [ {prop} ];{outputs}{hardening}
   meta = with lib; {{
     description = "{kind} {name}, generated for the nixlayer scale stand-in";
     homepage = "https://example.invalid/{name}";
     license = licenses.{lic};
-    platforms = [ "x86_64-linux" "aarch64-linux" ];
+    platforms = platforms.linux;
   }};
 }}
 """
@@ -159,100 +166,6 @@ def lib_file(rng: random.Random, index: int, count: int) -> str:
     return "# generated\nlib: {\n" + "\n".join(body) + "\n}\n"
 
 
-def module_nix(  # noqa: PLR0917
-    rng: random.Random, i: int, kind: str, name: str, pkg: str, on: bool, extras: list[str]
-) -> str:
-    enable = (
-        'mkOption { type = types.bool; default = true; description = "Whether to enable '
-        + name
-        + '."; }'
-        if on
-        else f'mkEnableOption "{name}"'
-    )
-    ns = {"service": "services", "program": "programs", "hardware": "hardware"}[kind]
-    settings = " ".join(f'k{j} = "{rng.randint(0, 999)}";' for j in range(rng.randint(2, 6)))
-    extra = " ".join(f"pkgs.{p}" for p in extras)
-    head = f"""# generated: {kind} module {i}
-{{ config, lib, pkgs, ... }}:
-let
-  cfg = config.{ns}.{name};
-  inherit (lib) mkOption mkEnableOption mkIf types;
-in
-{{
-  options.{ns}.{name} = {{
-    enable = {enable};
-    package = mkOption {{ type = types.package; default = pkgs.{pkg}; defaultText = "pkgs.{pkg.strip(chr(34))}"; description = "The {name} package."; }};
-    extraArgs = mkOption {{ type = types.listOf types.str; default = [ ]; description = "Extra arguments."; }};
-    settings = mkOption {{ type = types.attrsOf types.str; default = {{ {settings} }}; description = "Settings."; }};
-    logLevel = mkOption {{ type = types.enum [ "debug" "info" "warn" "error" ]; default = "info"; description = "Log level."; }};
-    dataDir = mkOption {{ type = types.str; default = "/var/lib/{name}"; description = "Where {name} keeps its state."; }};
-    group = mkOption {{ type = types.str; default = "{name}"; description = "Group."; }};
-    environmentFile = mkOption {{ type = types.nullOr types.path; default = null; description = "A file of environment variables."; }};
-    extraPackages = mkOption {{ type = types.listOf types.package; default = [ {extra} ]; defaultText = "{len(extras)} packages"; description = "Packages added to the path."; }};
-    restartSec = mkOption {{ type = types.ints.unsigned; default = {rng.randint(1, 30)}; description = "Seconds between restarts."; }};
-"""
-    if kind == "service":
-        port = 1024 + i
-        cmd = (
-            "${cfg.package}/bin/${cfg.package.pname} --port ${toString cfg.port} "
-            '--log ${cfg.logLevel} ${lib.concatStringsSep " " cfg.extraArgs}'
-        )
-        # Half the units run a start script: one derivation each, as NixOS' unit scripts.
-        script = f"      script = ''\n        exec {cmd}\n      '';\n" if i % 2 == 0 else ""
-        execline = f'        ExecStart = "{cmd}";\n' if i % 2 else ""
-        return (
-            head
-            + f"""    port = mkOption {{ type = types.port; default = {port}; description = "Port."; }};
-    user = mkOption {{ type = types.str; default = "{name}"; description = "User."; }};
-    openFirewall = mkOption {{ type = types.bool; default = false; description = "Open the port."; }};
-  }};
-
-  config = mkIf cfg.enable {{
-    assertions = [ {{ assertion = cfg.port != 0 && cfg.user != ""; message = "services.{name}: port and user must be set"; }} ];
-    environment.systemPackages = [ cfg.package ] ++ cfg.extraPackages;
-    environment.etc."{name}/{name}.conf".text = lib.concatStringsSep "\\n" (lib.mapAttrsToList (k: v: "${{k}} = ${{v}}") cfg.settings);
-    users.users."{name}" = {{ isNormalUser = false; home = "/var/lib/{name}"; }};
-    systemd.services."{name}" = {{
-      description = "{name} daemon";
-      wantedBy = [ "multi-user.target" ];
-      unitConfig.After = "network.target";
-      environment.{name.replace("-", "_").upper()}_PORT = toString cfg.port;
-{script}      serviceConfig = {{
-{execline}        User = cfg.user;
-        Restart = "on-failure";
-      }};
-    }};
-  }};
-}}
-"""
-        )
-    if kind == "program":
-        return (
-            head
-            + f"""    extraConfig = mkOption {{ type = types.lines; default = ""; description = "Extra configuration."; }};
-  }};
-
-  config = mkIf cfg.enable {{
-    environment.systemPackages = [ cfg.package ] ++ cfg.extraPackages;
-    environment.etc."{name}/config".text = cfg.extraConfig + lib.concatStringsSep "\\n" (lib.mapAttrsToList (k: v: "${{k}}=${{v}}") cfg.settings);
-  }};
-}}
-"""
-        )
-    return (
-        head
-        + f"""    level = mkOption {{ type = types.ints.unsigned; default = {rng.randint(0, 9)}; description = "Level."; }};
-  }};
-
-  config = mkIf cfg.enable {{
-    boot.kernelParams = [ "{name}.level=${{toString cfg.level}}" ];
-    environment.systemPackages = [ cfg.package ] ++ cfg.extraPackages;
-  }};
-}}
-"""
-    )
-
-
 def lib_default() -> str:
     text = (FIXTURE / "lib" / "default.nix").read_text()
     anchor = "  self = base // import ./modules.nix self;"
@@ -261,7 +174,7 @@ def lib_default() -> str:
     return text.replace(
         anchor,
         "  self = base // import ./modules.nix self // import ./generated.nix self"
-        " // { licenses = import ./licenses.nix; };",
+        " // { licenses = import ./licenses.nix; platforms = import ./platforms.nix; };",
     )
 
 
@@ -276,316 +189,25 @@ def base_module() -> str:
         anchor + "\n    assertions = builtins.foldl' (n: a: if a.assertion then n + 1"
         ' else throw "Failed assertions:\\n- ${a.message}") 0 (cfg.assertions or [ ]);'
         "\n    manual = cfg.system.build.manual or null;"
-        "\n    unitFiles = cfg.system.build.unitFiles or [ ];",
+        "\n    unitFiles = cfg.system.build.unitFiles or [ ];"
+        # As NixOS' users-groups.json and etc: every user's and group's every
+        # field, and each /etc text as its own derivation.
+        '\n    usersGroups = builtins.toJSON { users = lib.mapAttrsToList (_: u: removeAttrs u [ "_module" ]) cfg.users.users;'
+        ' groups = lib.mapAttrsToList (_: g: removeAttrs g [ "_module" ]) (cfg.users.groups or { }); };'
+        "\n    etcFiles = lib.mapAttrsToList (_: e: { inherit (e) target mode user group uid gid;"
+        ' source = if (e.text or null) != null then "${pkgs.writeText "etc-${baseNameOf e.target}" e.text}" else toString (e.source or ""); })'
+        " (lib.filterAttrs (_: e: e.enable or true) (cfg.environment.etc or { }));",
     )
-
-
-FLAKE_NIX = """# The nixlayer scale stand-in (generated by bench/scale/gen.py): the outputs of
-# tests/fixtures/nixpkgs at nixpkgs' size.
-{
-  description = "scale stand-in nixpkgs (generated)";
-
-  outputs =
-    { self }:
-    let
-      lib = import ./lib;
-      systems = [ "x86_64-linux" "aarch64-linux" ];
-    in
-    {
-      lib = lib // {
-        nixosSystem =
-          args:
-          import ./nixos/eval-config.nix (
-            args
-            // {
-              nixpkgs = self;
-              revision = self.rev or self.narHash or "dirty";
-            }
-          );
-      };
-      legacyPackages = lib.genAttrs systems (system: import ./. { inherit system; });
-    };
-}
-"""
-
-EVAL_CONFIG = """# lib.nixosSystem: the fixture's base module, every generated module, the caller's.
-{ modules ? [ ], specialArgs ? { }, system ? null, nixpkgs, revision, ... }:
-let
-  lib = import ../lib;
-  pkgsModule =
-    { config, ... }:
-    {
-      config._module.args.pkgs =
-        if config.nixpkgs.pkgs != null then config.nixpkgs.pkgs
-        else import ../pkgs { system = config.nixpkgs.system; overlays = config.nixpkgs.overlays; };
-    };
-  eval = lib.evalModules {
-    specialArgs = { modulesPath = toString ./modules; } // specialArgs;
-    modules =
-      [ ./modules/base.nix pkgsModule { system.nixos.revision = revision; } ]
-      ++ import ./modules/module-list.nix
-      ++ lib.optional (system != null) { nixpkgs.system = lib.mkDefault system; }
-      ++ modules;
-  };
-in
-eval // { pkgs = eval.config._module.args.pkgs; }
-"""
-
-DOCUMENTATION_MODULE = """# The options manual, on by default as in NixOS: every declared option's
-# name, type, description and rendered default, into options.json.
-{ config, lib, options, pkgs, ... }:
-let
-  render =
-    o:
-    if o ? defaultText then o.defaultText
-    else if !(o ? default) then null
-    else if lib.isDerivation o.default then "<derivation>"
-    else if builtins.isFunction o.default then "<function>"
-    else if builtins.isAttrs o.default || builtins.isList o.default then builtins.toJSON o.default
-    else o.default;
-  collect =
-    path: o:
-    if lib.isOption o then
-      [ { name = lib.concatStringsSep "." path; description = o.description or null; type = o.type.name or null; default = render o; } ]
-    else builtins.concatMap (n: collect (path ++ [ n ]) o.${n}) (builtins.attrNames o);
-in
-{
-  options.documentation.nixos.enable = lib.mkOption { type = lib.types.bool; default = true; description = "Build the options manual."; };
-  config.system.build.manual = lib.mkIf config.documentation.nixos.enable (
-    pkgs.writeText "options.json" (builtins.toJSON (collect [ ] (removeAttrs options [ "_module" ])))
-  );
-}
-"""
-
-# systemd.services as NixOS declares it: one submodule evaluation per unit with
-# its unit options (defaults matching what base.nix falls back to), and one
-# unit-file derivation per unit rendering all of them, as NixOS' unit-*.service.
-SYSTEMD_MODULE = """{ config, lib, pkgs, ... }:
-let
-  inherit (lib) mkOption types;
-  list = mkOption { type = types.listOf types.str; default = [ ]; };
-  str = mkOption { type = types.str; default = ""; };
-  unitOptions =
-    { name, ... }:
-    {
-      options = {
-        enable = mkOption { type = types.bool; default = true; };
-        description = mkOption { type = types.str; default = name; };
-        wantedBy = list; requiredBy = list; after = list; before = list; requires = list;
-        wants = list; bindsTo = list; partOf = list; conflicts = list; requisite = list;
-        onFailure = list; onSuccess = list; upholds = list; documentation = list; aliases = list;
-        path = mkOption { type = types.listOf types.raw; default = [ ]; };
-        unitConfig = mkOption { type = types.attrsOf types.raw; default = { }; };
-        serviceConfig = mkOption { type = types.attrsOf types.raw; default = { }; };
-        environment = mkOption { type = types.attrsOf types.raw; default = { }; };
-        restartTriggers = mkOption { type = types.listOf types.raw; default = [ ]; };
-        reloadTriggers = mkOption { type = types.listOf types.raw; default = [ ]; };
-        restartIfChanged = mkOption { type = types.bool; default = true; };
-        reloadIfChanged = mkOption { type = types.bool; default = false; };
-        stopIfChanged = mkOption { type = types.bool; default = true; };
-        startLimitBurst = mkOption { type = types.int; default = 5; };
-        startLimitIntervalSec = mkOption { type = types.int; default = 10; };
-        preStart = str; postStart = str; preStop = str; postStop = str; reload = str;
-        startAt = list;
-        confinement.enable = mkOption { type = types.bool; default = false; };
-      };
-    };
-  render =
-    name: u:
-    let
-      v = x: if builtins.isList x then lib.concatStringsSep " " (map toString x) else toString x;
-      plain = removeAttrs u [ "_module" "unitConfig" "serviceConfig" "environment" "confinement" "script" ];
-    in
-    "[Unit]\n"
-    + lib.concatStringsSep "" (lib.mapAttrsToList (k: x: "X-${k}=${v x}\n") plain)
-    + lib.concatStringsSep "" (lib.mapAttrsToList (k: x: "${k}=${v x}\n") u.unitConfig)
-    + "[Service]\n"
-    + lib.concatStringsSep "" (lib.mapAttrsToList (k: x: "Environment=${k}=${v x}\n") u.environment)
-    + lib.concatStringsSep "" (lib.mapAttrsToList (k: x: "${k}=${v x}\n") u.serviceConfig);
-in
-{
-  options.systemd.services = mkOption { type = types.attrsOfSubmodule unitOptions; default = { }; };
-  config.system.build.unitFiles = map (n: pkgs.writeText "unit-${builtins.replaceStrings [ "@" ] [ "-" ] n}.service" (render n config.systemd.services.${n}))
-    (builtins.attrNames (lib.filterAttrs (_: u: u.enable) config.systemd.services));
-}
-"""
-
-ASSERTIONS_MODULE = """{ lib, ... }:
-{
-  options.assertions = lib.mkOption { type = lib.types.listOf lib.types.raw; default = [ ]; };
-}
-"""
-
-PKGS_DEFAULT = """# The package set: all-packages.nix, by-name and python3Packages through
-# callPackage, over a stdenv booted in stages, then the caller's overlays.
-{ system, overlays ? [ ] }:
-let
-  lib = import ../lib;
-  byNameDir = ./by-name;
-  byName =
-    callPackage:
-    builtins.listToAttrs (builtins.concatMap (
-      shard:
-      map (n: { name = n; value = callPackage (byNameDir + "/${shard}/${n}/package.nix") { }; })
-        (builtins.attrNames (builtins.readDir (byNameDir + "/${shard}")))
-    ) (builtins.attrNames (builtins.readDir byNameDir)));
-  packageSet =
-    stdenv: extraOverlays:
-    let
-      base =
-        final:
-        let
-          callPackageWith =
-            scope: fn: args:
-            let f = import fn; in f (builtins.intersectAttrs (builtins.functionArgs f) scope // args);
-          callPackage = callPackageWith final;
-        in
-        import ./top-level/all-packages.nix { inherit callPackage; }
-        // byName callPackage
-        // {
-          inherit lib system stdenv callPackage;
-          inherit (stdenv) mkDerivation;
-          fetchurl = import ./build-support/fetchurl.nix { inherit system; };
-          python3Packages = import ./top-level/python-packages.nix {
-            callPackage = callPackageWith (final // final.python3Packages);
-          };
-          writeText = name: text: stdenv.mkDerivation { inherit name text; passAsFile = [ "text" ]; buildCommand = "cp \\"$textPath\\" \\"$out\\""; };
-          writeShellScript = name: text: stdenv.mkDerivation { inherit name text; passAsFile = [ "text" ]; buildCommand = "{ echo '#!/bin/sh'; cat \\"$textPath\\"; } > \\"$out\\"; chmod +x \\"$out\\""; };
-        };
-      # nixpkgs' own overlays, each a `//` over the whole set, in every stage.
-      internal = [
-        (final: prev: import ./top-level/aliases.nix final)
-        (final: prev: { pkgsStatic = prev; buildPackages = prev; __splicedPackages = prev // { recurseForDerivations = false; }; })
-        (final: prev: { config = { allowUnfree = false; }; })
-        (final: prev: builtins.mapAttrs (_: v: v) (builtins.intersectAttrs { python3 = null; perl = null; } prev))
-      ];
-    in
-    lib.fix (lib.foldl' (f: overlay: lib.extends overlay f) base (internal ++ extraOverlays));
-  stdenv = import ./stdenv { inherit lib system packageSet; };
-in
-packageSet stdenv overlays
-"""
-
-FETCHURL = """# A fixed-output "download": the builder writes the text whose hash the package pins.
-{ system }:
-{ url, sha256, text }:
-derivation {
-  name = baseNameOf url;
-  inherit system url text;
-  builder = "/bin/sh";
-  args = [ "-c" "printf '%s\\\\n' \\"$text\\" > \\"$out\\"" ];
-  outputHashMode = "flat";
-  outputHashAlgo = "sha256";
-  outputHash = sha256;
-}
-"""
-
-STDENV = """# stdenv booted in stages, as nixpkgs does: each stage builds its toolchain with
-# the previous stage, instantiating the whole package set again.
-{ lib, system, packageSet }:
-let
-  mkDerivationWith = import ./mk-derivation.nix { inherit lib system; };
-  toolchain = TOOLCHAIN;
-  mkStdenv = drv: { inherit drv; mkDerivation = mkDerivationWith drv; hostPlatform.system = system; };
-  bootstrap = mkStdenv (derivation {
-    name = "bootstrap-tools";
-    inherit system;
-    builder = "/bin/sh";
-    args = [ "-c" "PATH=/usr/bin:/bin; mkdir -p $out/bin" ];
-    nixpkgsRevision = builtins.readFile ../revision;
-  });
-  stage =
-    prev: i:
-    let pkgs = packageSet prev [ ]; in
-    mkStdenv (prev.mkDerivation {
-      name = "stdenv-stage${toString i}";
-      buildInputs = map (n: pkgs.${n}) toolchain;
-    });
-in
-builtins.foldl' stage bootstrap [ 1 2 3 4 ]
-"""
-
-MK_DERIVATION = """# stdenv.mkDerivation in miniature, doing what makes nixpkgs' one cost: a
-# finalAttrs fixpoint, a meta check against a schema (license, platforms),
-# propagated inputs closed over with genericClosure, per-input environment
-# strings, and overrideAttrs; a /bin/sh builder over the stage's stdenv.
-{ lib, system }:
-stdenvDrv:
-let
-  metaSchema = {
-    description = builtins.isString; homepage = builtins.isString; license = builtins.isAttrs;
-    platforms = builtins.isList; broken = builtins.isBool; maintainers = builtins.isList;
-    mainProgram = builtins.isString; longDescription = builtins.isString; priority = builtins.isInt;
-  };
-  checkMeta =
-    name: meta:
-    let
-      bad = builtins.filter (k: !(metaSchema ? ${k}) || !(metaSchema.${k} meta.${k})) (builtins.attrNames meta);
-      license = meta.license or { free = true; };
-    in
-    if bad != [ ] then throw "${name}: invalid meta attributes ${builtins.concatStringsSep ", " bad}"
-    else if meta.broken or false then throw "${name} is marked as broken"
-    else if !(license.free or true) && !(builtins.elem system [ ]) then true
-    else if !(builtins.any (p: p == system || p == "all") (meta.platforms or [ "all" ])) then throw "${name} is not supported on ${system}"
-    else true;
-  mkDerivation =
-    attrsOrFn:
-    let
-      attrs = if builtins.isFunction attrsOrFn then lib.fix attrsOrFn else attrsOrFn;
-      pname = attrs.pname or null;
-      version = attrs.version or "1.0";
-      name = attrs.name or "${pname}-${version}";
-      meta = attrs.meta or { };
-      buildInputs = attrs.buildInputs or [ ];
-      propagated = map (x: x.drv) (builtins.genericClosure {
-        startSet = map (d: { key = d.outPath; drv = d; }) (attrs.propagatedBuildInputs or [ ]);
-        operator = i: map (d: { key = d.outPath; drv = d; }) (i.drv.propagatedBuildInputs or [ ]);
-      });
-      allInputs = buildInputs ++ propagated;
-      defaultBuild = ''
-        mkdir -p "$out/bin" "$out/share/${name}"
-        printf '#!/bin/sh\\necho %s\\n' '${name}' > "$out/bin/${if pname == null then name else pname}"
-        chmod +x "$out/bin/"*
-        printf '%s\\n' "$src" > "$out/share/${name}/src"
-      '';
-      drvAttrs =
-        removeAttrs attrs [ "buildCommand" "meta" "passthru" "pname" "version" "propagatedBuildInputs" ]
-        // {
-          inherit name system;
-          src = attrs.src or "";
-          stdenv = stdenvDrv;
-          buildInputs = allInputs;
-          NIX_CFLAGS_COMPILE = builtins.concatStringsSep " " (map (d: "-isystem ${d}/include") allInputs);
-          NIX_LDFLAGS = builtins.concatStringsSep " " (map (d: "-L${d}/lib -rpath ${d}/lib") allInputs);
-          nixpkgsRevision = builtins.readFile ../revision;
-          builder = "/bin/sh";
-          args = [ "-c" ("PATH=/usr/bin:/bin\\nset -e\\n" + (attrs.buildCommand or defaultBuild)) ];
-        };
-      drv = builtins.seq (checkMeta name meta) (derivation drvAttrs);
-      applyOverride =
-        f:
-        let
-          r = if builtins.isFunction f then f attrs else f;
-          r' = if builtins.isFunction r then r attrs else r;
-        in
-        mkDerivation (attrs // r');
-    in
-    drv
-    // (attrs.passthru or { })
-    // {
-      inherit pname version meta;
-      propagatedBuildInputs = attrs.propagatedBuildInputs or [ ];
-      src = attrs.src or "";
-      overrideAttrs = applyOverride;
-    };
-in
-mkDerivation
-"""
 
 
 def generate(out: Path, size: Size, revision: str, seed: int = 15) -> bool:  # noqa: PLR0915
     """Write the tree under `out`; False when an identical one is already there."""
-    sources = [Path(__file__), HERE / "modules.nix", *sorted(FIXTURE.rglob("*.nix"))]
+    sources = [
+        Path(__file__),
+        HERE / "nixos_modules.py",
+        *sorted(TREE.rglob("*.nix")),
+        *sorted(FIXTURE.rglob("*.nix")),
+    ]
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()
     stamp = {"size": asdict(size), "revision": revision, "seed": seed, "sources": digest}
     stamp_file = out / ".stamp.json"
@@ -594,7 +216,14 @@ def generate(out: Path, size: Size, revision: str, seed: int = 15) -> bool:  # n
     if out.exists():
         shutil.rmtree(out)
     rng = random.Random(seed)
-    files: dict[str, str] = {}
+    # The hand-written parts (bench/scale/tree) as they are; the stdenv names its toolchain.
+    files: dict[str, str] = {
+        str(t.relative_to(TREE)): t.read_text() for t in sorted(TREE.rglob("*.nix"))
+    }
+    stdenv = "pkgs/stdenv/default.nix"
+    files[stdenv] = files[stdenv].replace(
+        "TOOLCHAIN", "[ " + " ".join(json.dumps(t) for t in TOOLCHAIN) + " ]"
+    )
     taken = set(FIXTURE_NAMES) | set(TOOLCHAIN)
 
     # Packages: toolchain first, then core (the fixture's names among them), then the rest.
@@ -647,17 +276,10 @@ def generate(out: Path, size: Size, revision: str, seed: int = 15) -> bool:  # n
         )
         + "\n}\n"
     )
-    files["pkgs/default.nix"] = PKGS_DEFAULT
-    files["pkgs/build-support/fetchurl.nix"] = FETCHURL
-    files["pkgs/stdenv/default.nix"] = STDENV.replace(
-        "TOOLCHAIN", "[ " + " ".join(json.dumps(t) for t in TOOLCHAIN) + " ]"
-    )
-    files["pkgs/stdenv/mk-derivation.nix"] = MK_DERIVATION
     files["pkgs/revision"] = revision + "\n"
 
     # lib
     files["lib/default.nix"] = lib_default()
-    files["lib/modules.nix"] = (HERE / "modules.nix").read_text()
     files["lib/generated.nix"] = (
         "# generated\nlib: {\n"
         + "\n".join(f"  gen{i} = import ./gen/gen{i}.nix lib;" for i in range(size.lib_files))
@@ -675,13 +297,10 @@ def generate(out: Path, size: Size, revision: str, seed: int = 15) -> bool:  # n
     )
 
     # nixos
-    files["nixos/eval-config.nix"] = EVAL_CONFIG
     files["nixos/modules/base.nix"] = base_module()
-    files["nixos/modules/misc/assertions.nix"] = ASSERTIONS_MODULE
-    files["nixos/modules/misc/documentation.nix"] = DOCUMENTATION_MODULE
-    files["nixos/modules/system/systemd.nix"] = SYSTEMD_MODULE
     module_names = names(rng, size.modules, set())
-    paths = ["./misc/assertions.nix", "./misc/documentation.nix", "./system/systemd.nix"]
+    paths = ["./misc/assertions.nix", "./misc/documentation.nix", "./system/systemd.nix",
+             "./config/users.nix"]  # fmt: skip
     for i, n in enumerate(module_names):
         kind = "service" if i % 20 < 12 else "program" if i % 20 < 17 else "hardware"
         pool = top if rng.random() < 0.7 else by_name
@@ -696,7 +315,6 @@ def generate(out: Path, size: Size, revision: str, seed: int = 15) -> bool:  # n
         "# generated\n[\n" + "\n".join(f"  {p}" for p in paths) + "\n]\n"
     )
 
-    files["flake.nix"] = FLAKE_NIX
     files["default.nix"] = (FIXTURE / "default.nix").read_text()
 
     for rel, text in files.items():
