@@ -79,8 +79,8 @@ class Size:
 SIZES = {
     "full": Size(
         core=500,
-        top=12_000,
-        by_name=8_000,
+        top=20_000,
+        by_name=16_000,
         python=4_000,
         modules=1_500,
         lib_files=40,
