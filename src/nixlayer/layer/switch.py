@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from nixlayer.errors import NixlayerError
+from nixlayer.errors import NixError, NixlayerError
 from nixlayer.layer.activate import Activation, ActivationResult
 from nixlayer.layer.base import BaseRef, resolve_base
 from nixlayer.layer.failures import IncompleteSwitchError
@@ -69,14 +69,22 @@ def build_layer(
 ) -> tuple[BaseRef, str, str]:
     base_ref = resolve_base(base)
     job = open_job(flake_dir, nix, base_ref)
-    config = configuration_name(job, base_ref, kind, name, nix)
+    # A named configuration is built straight away; only a failed build asks Nix for the
+    # names, to say what it would have said first: the job does not evaluate over the
+    # base, or has no such configuration (else the build's own error stands).
+    config = name or configuration_name(job, base_ref, kind, None, nix)
     argv = commands.build(
         installable(job, kind, config),
         out_link=None,
         progress_json=bool(progress),
         extra=[*commands.override_input("base", base_ref.ref), "--no-write-lock-file"],
     )
-    out = nix.run(argv, progress=progress).stdout
+    try:
+        out = nix.run(argv, progress=progress).stdout
+    except NixError:
+        if name:
+            configuration_name(job, base_ref, kind, name, nix)
+        raise
     return base_ref, config, build_json.out_path(out)
 
 
