@@ -270,10 +270,8 @@ def bench_switch(work: Path, runs: int) -> None:
            "dry-activate", str(link)]  # fmt: skip
     # nixlayer as installed (a wheel or a Nix build carries its bytecode), even where
     # PYTHONDONTWRITEBYTECODE would make this checkout compile it on every run.
-    pyc = work / "pycache"
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "src")], check=True,
-                   env={**os.environ, "PYTHONPYCACHEPREFIX": str(pyc)})  # fmt: skip
-    env = {**os.environ, **lay.env, "PYTHONPYCACHEPREFIX": str(pyc)}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "src")], check=True)
+    env = {**os.environ, **lay.env}
     ours = [NIXLAYER, *lay.args("--action", "dry-activate", "--json", "-q")]
     # The premise of the second row: a bump makes a new toplevel.
     tops = []
