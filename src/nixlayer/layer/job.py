@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +167,8 @@ def configuration_name(
             "base", f"cannot evaluate the job over {base.ref}: {exc.first_error()}"
         ) from exc
     names = evaluate.names(out)
+    import socket  # only here: a named configuration needs no host name
+
     wanted = [explicit] if explicit else [socket.gethostname().split(".")[0], "default"]
     for name in wanted:
         if name in names:
