@@ -224,22 +224,22 @@ def bump(job: Path) -> None:
     (job / "run-id").write_text(uuid.uuid4().hex)
 
 
-def alternating(sides: dict[str, list[str]], runs: int, env: dict[str, str],
-                before: Callable[[], None]) -> dict[str, tuple[float, float]]:  # fmt: skip
-    """Median (wall, CPU) of each side: `before` runs before every run of either side,
-    and the order alternates (ABBA), after one unmeasured run of each."""
-    names = list(sides)
-    for name in names:
+def alternating(raw: list[str], ours: list[str], runs: int, env: dict[str, str],
+                before: Callable[[], None]) -> list[tuple[float, float, float, float]]:  # fmt: skip
+    """(raw wall, raw CPU, our wall, our CPU) of `runs` pairs, run back to back in
+    alternating order (ABBA), after one unmeasured run of each; `before` runs before
+    every run of either side."""
+    for argv in (raw, ours):
         before()
-        measured(sides[name], env)
-    rows: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+        measured(argv, env)
+    pairs = []
     for i in range(runs):
-        for name in names if i % 2 == 0 else reversed(names):
+        got = [(0.0, 0.0), (0.0, 0.0)]
+        for k in (0, 1) if i % 2 == 0 else (1, 0):
             before()
-            wall, cpu, _ = measured(sides[name], env)
-            rows[name].append((wall, cpu))
-    return {n: (statistics.median(w for w, _ in r), statistics.median(c for _, c in r))
-            for n, r in rows.items()}  # fmt: skip
+            got[k] = measured((raw, ours)[k], env)[:2]
+        pairs.append((*got[0], *got[1]))
+    return pairs
 
 
 def bench_switch(work: Path, runs: int) -> None:
@@ -279,16 +279,19 @@ def bench_switch(work: Path, runs: int) -> None:
         bump(lay.job)
         tops.append(json.loads(subprocess.check_output(build, env=env))[0]["outputs"]["out"])
     assert tops[0] != tops[1], tops
-    sides = {"raw": raw, "nixlayer": ours}
     print(f"{'':<9} {'raw wall':>9} {'CPU':>7} {'nixlayer wall':>14} {'CPU':>7}  "
           "ratio wall/CPU  overhead wall/CPU")  # fmt: skip
     for label, before in (("warm", lambda: None), ("changed", lambda: bump(lay.job))):
-        got = alternating(sides, runs, env, before)
-        (rw, rc), (ow, oc) = got["raw"], got["nixlayer"]
-        ratio = f"{ow / rw:5.2f}x/{oc / rc:4.2f}x"
-        extra = f"{(ow - rw) * 1e3:5.0f}/{(oc - rc) * 1e3:4.0f}"
-        print(f"{label:<9} {rw:8.3f}s {rc:6.3f}s {ow:13.3f}s {oc:6.3f}s  {ratio}   {extra} ms")
+        pairs = alternating(raw, ours, runs, env, before)
+        rw, rc, ow, oc = (statistics.median(column) for column in zip(*pairs, strict=True))
+        # Of each pair, run back to back: steadier than two medians on a shared machine.
+        ratio = [statistics.median(p[k + 2] / p[k] for p in pairs) for k in (0, 1)]
+        extra = [statistics.median(p[k + 2] - p[k] for p in pairs) * 1e3 for k in (0, 1)]
+        sides = f"{rw:8.3f}s {rc:6.3f}s {ow:13.3f}s {oc:6.3f}s"
+        print(f"{label:<9} {sides}  {ratio[0]:5.2f}x/{ratio[1]:4.2f}x   "
+              f"{extra[0]:5.0f}/{extra[1]:4.0f} ms")  # fmt: skip
     print("  raw: nix build --out-link, then its bin/switch-to-configuration dry-activate;")
+    print("  sides: medians; ratio and overhead: medians over the back-to-back pairs;")
     print("  warm: the job unchanged (Nix's eval cache answers); changed: a new value in a")
     print("  file the job reads before every run of either side (both evaluate and build).")
 
