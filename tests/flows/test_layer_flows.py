@@ -148,8 +148,8 @@ def host_vm(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_switch_evaluates_builds_over_the_base_then_plans(
     job: Path, base: Path, where: Where, version: str, named: bool
 ) -> None:
-    """Named, the configuration is built straight away; else its name is picked from the
-    names Nix gives (the host name's, then `default`) first."""
+    """The configuration it would be (--name's, else the host name's) is built straight
+    away: no names asked for."""
     toplevel = where.state_dir.parent / "new-system"
     (toplevel / "etc/systemd/system").mkdir(parents=True)
     nix = fake(version, toplevel)
@@ -162,12 +162,7 @@ def test_switch_evaluates_builds_over_the_base_then_plans(
         where=where,
         nix=nix,
     )
-    picked = [] if named else [names(job, base, "systemConfigs")]
-    assert nix.calls == [
-        metadata(job, base),
-        *picked,
-        build(job, base, "systemConfigs.vm"),
-    ]
+    assert nix.calls == [metadata(job, base), build(job, base, "systemConfigs.vm")]
     assert result.toplevel == str(toplevel) and result.configuration == "vm"
     assert not result.activated and result.outcome == "ok"
 
@@ -218,46 +213,52 @@ def test_switch_keeps_the_build_error_of_a_configuration_it_has(
     ]
 
 
-def test_switch_over_a_broken_base_says_why(
-    job: Path, base: Path, where: Where, tmp_path: Path
+@pytest.mark.usefixtures("host_vm")
+@pytest.mark.parametrize("version", VERSIONS)
+def test_switch_falls_back_to_default_when_the_host_has_none(
+    job: Path, base: Path, where: Where, version: str
 ) -> None:
-    nix = fake("2.34", tmp_path)
-    nix.on(
-        "nix",
-        "eval",
-        "--json",
-        f"path:{job}#nixosConfigurations",
-        returncode=1,
-        stderr=captured("2.34", "stderr/build-throw.txt"),
-    )
-    nix.rules.insert(0, nix.rules.pop())
-    with pytest.raises(InputError) as info:
-        switch(job, base=str(base), kind="nixos", action="dry-activate", where=where, nix=nix)
-    assert info.value.field == "base"
-    assert str(info.value) == (
-        f"base: cannot evaluate the job over path:{base}: mmtests is broken in lib-b"
-    )
-    assert [c[:3] for c in nix.calls] == [
-        ["nix", "flake", "metadata"],
-        ["nix", "eval", "--json"],
+    """No configuration for the host name: its build fails, the names say `default` is
+    there, and that is built (as the rebuild tools pick it)."""
+    toplevel = where.state_dir.parent / "new-system"
+    (toplevel / "etc/systemd/system").mkdir(parents=True)
+    nix = fake(version, toplevel)
+    missing = captured(version, "stderr/build-missing-attr.txt")
+    nix.on("nix", "build", f"path:{job}#systemConfigs.vm", returncode=1, stderr=missing)
+    nix.on("nix", "eval", "--json", stdout='["default","other"]')
+    nix.rules[:0] = nix.rules[-2:]
+    del nix.rules[-2:]
+    kind = "system-manager"
+    result = switch(job, base=str(base), kind=kind, action="dry-activate", where=where, nix=nix)
+    assert nix.calls == [
+        metadata(job, base),
+        build(job, base, "systemConfigs.vm"),
+        names(job, base, "systemConfigs"),
+        build(job, base, "systemConfigs.default"),
     ]
-    assert nix.calls[1][3] == f"path:{job}#nixosConfigurations"
+    assert result.configuration == "default" and result.toplevel == str(toplevel)
 
 
-def test_switch_named_over_a_broken_base_says_why(
-    job: Path, base: Path, where: Where, tmp_path: Path
+@pytest.mark.usefixtures("host_vm")
+@pytest.mark.parametrize("named", [True, False], ids=["--name", "host-name"])
+def test_switch_over_a_broken_base_says_why(
+    job: Path, base: Path, where: Where, tmp_path: Path, named: bool
 ) -> None:
-    """Named: the build fails first, then the names cannot be had either: the same error
-    about the base as when the names are asked for first."""
+    """The build fails, then the names cannot be had either: the error about the base,
+    not the build's."""
     nix = fake("2.34", tmp_path)
     for tool in ("eval", "build"):
         nix.on("nix", tool, returncode=1, stderr=captured("2.34", "stderr/build-throw.txt"))
         nix.rules.insert(0, nix.rules.pop())
     with pytest.raises(InputError) as info:
-        switch(job, base=str(base), kind="nixos", name="vm", action="dry-activate",
-               where=where, nix=nix)  # fmt: skip
+        switch(job, base=str(base), kind="nixos", name="vm" if named else None,
+               action="dry-activate", where=where, nix=nix)  # fmt: skip
+    assert info.value.field == "base"
     assert str(info.value) == (
         f"base: cannot evaluate the job over path:{base}: mmtests is broken in lib-b"
     )
-    assert nix.calls == [metadata(job, base), build(job, base, TOPLEVEL.format("vm")),
-                         names(job, base)]  # fmt: skip
+    assert nix.calls == [
+        metadata(job, base),
+        build(job, base, TOPLEVEL.format("vm")),
+        names(job, base),
+    ]
