@@ -10,7 +10,8 @@
           `fleet build --flake` against 20 `nix build` processes and against one
           `nix build` of all 20 installables;
 - build:  `nixlayer build` against the `nix build` it wraps (eval-cache off);
-- switch: `nixlayer switch --action dry-activate` against the `nix build` of the layer;
+- switch: `nixlayer switch --action dry-activate` against the `nix build` of the layer and
+          its switch-to-configuration dry-activate: warm, and with the job changed;
 - seed:   `runner-store seed`'s fixed cost (a re-seed with nothing to copy).
 
 Every VM of every fleet run is new (its own name and key), so nothing is cached or
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -216,10 +219,32 @@ def bench_build(work: Path, lib: Path, runs: int) -> None:
           f"(target <= 1.05x), overhead {(tb - ta) * 1000:.0f} ms")  # fmt: skip
 
 
+def bump(job: Path) -> None:
+    """A new value the job's configuration reads: a new toplevel, evaluated afresh."""
+    (job / "run-id").write_text(uuid.uuid4().hex)
+
+
+def alternating(raw: list[str], ours: list[str], runs: int, env: dict[str, str],
+                before: Callable[[], None]) -> list[tuple[float, float, float, float]]:  # fmt: skip
+    """(raw wall, raw CPU, our wall, our CPU) of `runs` pairs, run back to back in
+    alternating order (ABBA), after one unmeasured run of each; `before` runs before
+    every run of either side."""
+    for argv in (raw, ours):
+        before()
+        measured(argv, env)
+    pairs = []
+    for i in range(runs):
+        got = [(0.0, 0.0), (0.0, 0.0)]
+        for k in (0, 1) if i % 2 == 0 else (1, 0):
+            before()
+            got[k] = measured((raw, ours)[k], env)[:2]
+        pairs.append((*got[0], *got[1]))
+    return pairs
+
+
 def bench_switch(work: Path, runs: int) -> None:
-    print(
-        f"\n== nixlayer switch --action dry-activate vs nix build of the layer (median of {runs})"
-    )
+    print(f"\n== nixlayer switch --action dry-activate vs the raw commands it wraps "
+          f"(median of {runs}, alternating)")  # fmt: skip
     import tests.layer.conftest as layer
 
     fixtures = work / "switch-fixtures"
@@ -230,14 +255,45 @@ def bench_switch(work: Path, runs: int) -> None:
     # The runner base and the job, on the scale stand-in.
     layer.__dict__["FIXTURES"] = fixtures
     lay = layer.make_layered(work / "switch")
+    job_nix = lay.job / "job.nix"
+    text = job_nix.read_text().rstrip().removesuffix("}")
+    reads = '  environment.etc."bench-run".text = builtins.readFile ./run-id;\n}\n'
+    job_nix.write_text(text + reads)
+    bump(lay.job)
+    # What `nixos-rebuild dry-activate --flake` runs: the build, then the new system's
+    # switch-to-configuration (the stand-in's, which nixlayer runs too).
+    attr = "nixosConfigurations.runner.config.system.build.toplevel"
+    link = work / "raw-switch-result"
+    build = ["nix", "build", "--json", "--out-link", str(link), "--no-write-lock-file",
+             f"path:{lay.job}#{attr}", "--override-input", "base", f"path:{lay.base}"]  # fmt: skip
+    raw = ["sh", "-c", f'{shlex.join(build)} >/dev/null && "$0"/bin/switch-to-configuration '
+           "dry-activate", str(link)]  # fmt: skip
+    # nixlayer as installed (a wheel or a Nix build carries its bytecode), even where
+    # PYTHONDONTWRITEBYTECODE would make this checkout compile it on every run.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "src")], check=True)
     env = {**os.environ, **lay.env}
-    plain = ["nix", "build", "--json", "--no-link", "--no-write-lock-file",
-             f"path:{lay.job}#nixosConfigurations.runner.config.system.build.toplevel",
-             "--override-input", "base", f"path:{lay.base}"]  # fmt: skip
     ours = [NIXLAYER, *lay.args("--action", "dry-activate", "--json", "-q")]
-    ta, tb = side_by_side(plain, ours, runs, env)
-    print(f"  nix build {ta:.3f} s   nixlayer switch {tb:.3f} s   ratio {tb / ta:.3f}x "
-          f"(target <= 1.05x), overhead {(tb - ta) * 1000:.0f} ms")  # fmt: skip
+    # The premise of the second row: a bump makes a new toplevel.
+    tops = []
+    for _ in range(2):
+        bump(lay.job)
+        tops.append(json.loads(subprocess.check_output(build, env=env))[0]["outputs"]["out"])
+    assert tops[0] != tops[1], tops
+    print(f"{'':<9} {'raw wall':>9} {'CPU':>7} {'nixlayer wall':>14} {'CPU':>7}  "
+          "ratio wall/CPU  overhead wall/CPU")  # fmt: skip
+    for label, before in (("warm", lambda: None), ("changed", lambda: bump(lay.job))):
+        pairs = alternating(raw, ours, runs, env, before)
+        rw, rc, ow, oc = (statistics.median(column) for column in zip(*pairs, strict=True))
+        # Of each pair, run back to back: steadier than two medians on a shared machine.
+        ratio = [statistics.median(p[k + 2] / p[k] for p in pairs) for k in (0, 1)]
+        extra = [statistics.median(p[k + 2] - p[k] for p in pairs) * 1e3 for k in (0, 1)]
+        sides = f"{rw:8.3f}s {rc:6.3f}s {ow:13.3f}s {oc:6.3f}s"
+        print(f"{label:<9} {sides}  {ratio[0]:5.2f}x/{ratio[1]:4.2f}x   "
+              f"{extra[0]:5.0f}/{extra[1]:4.0f} ms")  # fmt: skip
+    print("  raw: nix build --out-link, then its bin/switch-to-configuration dry-activate;")
+    print("  sides: medians; ratio and overhead: medians over the back-to-back pairs;")
+    print("  warm: the job unchanged (Nix's eval cache answers); changed: a new value in a")
+    print("  file the job reads before every run of either side (both evaluate and build).")
 
 
 def bench_seed(work: Path, runs: int) -> None:

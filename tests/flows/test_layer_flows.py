@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nixlayer.errors import InputError
+from nixlayer.errors import InputError, NixError
 from nixlayer.layer.switch import prepare, switch
 from nixlayer.layer.where import Where
 from tests.fakenix import FakeNix, captured, dialect_version
@@ -108,69 +108,157 @@ def test_prepare_refuses_a_job_without_a_base_input(job: Path, base: Path) -> No
     assert nix.calls == [metadata(job, base)]
 
 
+def names(job: Path, base: Path, attr: str = "nixosConfigurations") -> list[str]:
+    """The configuration names of the job over the base."""
+    return [
+        "nix",
+        "eval",
+        "--json",
+        f"path:{job}#{attr}",
+        "--apply",
+        "builtins.attrNames",
+        "--override-input",
+        "base",
+        f"path:{base}",
+    ]
+
+
+def build(job: Path, base: Path, installable: str) -> list[str]:
+    return [
+        "nix",
+        "build",
+        f"path:{job}#{installable}",
+        "--json",
+        "--no-link",
+        "--override-input",
+        "base",
+        f"path:{base}",
+        "--no-write-lock-file",
+    ]
+
+
+@pytest.fixture
+def host_vm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("socket.gethostname", lambda: "vm.example.org")
+
+
+@pytest.mark.usefixtures("host_vm")
 @pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("named", [True, False], ids=["--name", "host-name"])
 def test_switch_evaluates_builds_over_the_base_then_plans(
-    tmp_path: Path, job: Path, base: Path, where: Where, version: str
+    job: Path, base: Path, where: Where, version: str, named: bool
 ) -> None:
-    toplevel = tmp_path / "new-system"
+    """The configuration it would be (--name's, else the host name's) is built straight
+    away: no names asked for."""
+    toplevel = where.state_dir.parent / "new-system"
     (toplevel / "etc/systemd/system").mkdir(parents=True)
     nix = fake(version, toplevel)
     result = switch(
         job,
         base=str(base),
         kind="system-manager",
-        name="vm",  # what the captured attrNames answer holds
+        name="vm" if named else None,  # what the captured attrNames answer holds
         action="dry-activate",
         where=where,
         nix=nix,
     )
-    override = ["--override-input", "base", f"path:{base}"]
-    assert nix.calls == [
-        metadata(job, base),
-        [
-            "nix",
-            "eval",
-            "--json",
-            f"path:{job}#systemConfigs",
-            "--apply",
-            "builtins.attrNames",
-            *override,
-        ],
-        [
-            "nix",
-            "build",
-            f"path:{job}#systemConfigs.vm",
-            "--json",
-            "--no-link",
-            *override,
-            "--no-write-lock-file",
-        ],
-    ]
+    assert nix.calls == [metadata(job, base), build(job, base, "systemConfigs.vm")]
     assert result.toplevel == str(toplevel) and result.configuration == "vm"
     assert not result.activated and result.outcome == "ok"
 
 
-def test_switch_over_a_broken_base_says_why(
-    job: Path, base: Path, where: Where, tmp_path: Path
+TOPLEVEL = "nixosConfigurations.{}.config.system.build.toplevel"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_switch_names_a_missing_configuration_after_its_build_fails(
+    job: Path, base: Path, where: Where, tmp_path: Path, version: str
 ) -> None:
-    nix = fake("2.34", tmp_path)
-    nix.on(
-        "nix",
-        "eval",
-        "--json",
-        f"path:{job}#nixosConfigurations",
-        returncode=1,
-        stderr=captured("2.34", "stderr/build-throw.txt"),
-    )
+    """The build of a name the job lacks fails; the names Nix then gives say why, as the
+    error about `--name` (exit 2), not Nix's missing attribute."""
+    nix = fake(version, tmp_path)
+    nix.on("nix", "build", returncode=1, stderr=captured(version, "stderr/build-missing-attr.txt"))
     nix.rules.insert(0, nix.rules.pop())
     with pytest.raises(InputError) as info:
-        switch(job, base=str(base), kind="nixos", action="dry-activate", where=where, nix=nix)
+        switch(job, base=str(base), kind="nixos", name="nope", action="dry-activate",
+               where=where, nix=nix)  # fmt: skip
+    assert info.value.field == "--name"
+    assert str(info.value) == (
+        f"--name: the base path:{base} has no nixosConfigurations.nope (it has: vm)"
+    )
+    assert nix.calls == [
+        metadata(job, base),
+        build(job, base, TOPLEVEL.format("nope")),
+        names(job, base),
+    ]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_switch_keeps_the_build_error_of_a_configuration_it_has(
+    job: Path, base: Path, where: Where, tmp_path: Path, version: str
+) -> None:
+    """The named configuration exists, so the build's own error is the one raised."""
+    nix = fake(version, tmp_path)
+    nix.on("nix", "build", returncode=1, stderr=captured(version, "stderr/build-throw.txt"))
+    nix.rules.insert(0, nix.rules.pop())
+    with pytest.raises(NixError) as info:
+        switch(job, base=str(base), kind="nixos", name="vm", action="dry-activate",
+               where=where, nix=nix)  # fmt: skip
+    assert info.value.first_error() == "mmtests is broken in lib-b"
+    assert info.value.command.startswith("nix build ")
+    assert nix.calls == [
+        metadata(job, base),
+        build(job, base, TOPLEVEL.format("vm")),
+        names(job, base),
+    ]
+
+
+@pytest.mark.usefixtures("host_vm")
+@pytest.mark.parametrize("version", VERSIONS)
+def test_switch_falls_back_to_default_when_the_host_has_none(
+    job: Path, base: Path, where: Where, version: str
+) -> None:
+    """No configuration for the host name: its build fails, the names say `default` is
+    there, and that is built (as the rebuild tools pick it)."""
+    toplevel = where.state_dir.parent / "new-system"
+    (toplevel / "etc/systemd/system").mkdir(parents=True)
+    nix = fake(version, toplevel)
+    missing = captured(version, "stderr/build-missing-attr.txt")
+    nix.on("nix", "build", f"path:{job}#systemConfigs.vm", returncode=1, stderr=missing)
+    nix.on("nix", "eval", "--json", stdout='["default","other"]')
+    nix.rules[:0] = nix.rules[-2:]
+    del nix.rules[-2:]
+    kind = "system-manager"
+    result = switch(job, base=str(base), kind=kind, action="dry-activate", where=where, nix=nix)
+    assert nix.calls == [
+        metadata(job, base),
+        build(job, base, "systemConfigs.vm"),
+        names(job, base, "systemConfigs"),
+        build(job, base, "systemConfigs.default"),
+    ]
+    assert result.configuration == "default" and result.toplevel == str(toplevel)
+
+
+@pytest.mark.usefixtures("host_vm")
+@pytest.mark.parametrize("named", [True, False], ids=["--name", "host-name"])
+def test_switch_over_a_broken_base_says_why(
+    job: Path, base: Path, where: Where, tmp_path: Path, named: bool
+) -> None:
+    """The build fails, then the names cannot be had either: the error about the base,
+    not the build's."""
+    nix = fake("2.34", tmp_path)
+    for tool in ("eval", "build"):
+        nix.on("nix", tool, returncode=1, stderr=captured("2.34", "stderr/build-throw.txt"))
+        nix.rules.insert(0, nix.rules.pop())
+    with pytest.raises(InputError) as info:
+        switch(job, base=str(base), kind="nixos", name="vm" if named else None,
+               action="dry-activate", where=where, nix=nix)  # fmt: skip
     assert info.value.field == "base"
     assert str(info.value) == (
         f"base: cannot evaluate the job over path:{base}: mmtests is broken in lib-b"
     )
-    assert [c[:3] for c in nix.calls] == [
-        ["nix", "flake", "metadata"],
-        ["nix", "eval", "--json"],
+    assert nix.calls == [
+        metadata(job, base),
+        build(job, base, TOPLEVEL.format("vm")),
+        names(job, base),
     ]
-    assert nix.calls[1][3] == f"path:{job}#nixosConfigurations"

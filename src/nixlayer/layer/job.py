@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,7 +167,7 @@ def configuration_name(
             "base", f"cannot evaluate the job over {base.ref}: {exc.first_error()}"
         ) from exc
     names = evaluate.names(out)
-    wanted = [explicit] if explicit else [socket.gethostname().split(".")[0], "default"]
+    wanted = [explicit] if explicit else [host_name(), "default"]
     for name in wanted:
         if name in names:
             return name
@@ -177,6 +176,13 @@ def configuration_name(
         "--name" if explicit else "base",
         f"the base {base.ref} has no {attr}.{' or '.join(wanted)} (it has: {have})",
     )
+
+
+def host_name() -> str:
+    """This machine's short host name: the configuration the rebuild tools pick first."""
+    import socket  # only here: a named configuration needs no host name
+
+    return socket.gethostname().split(".")[0]
 
 
 def installable(job: JobFlake, kind: Kind, name: str) -> str:

@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from nixlayer.errors import NixlayerError
+from nixlayer.errors import NixError, NixlayerError
 from nixlayer.layer.activate import Activation, ActivationResult
 from nixlayer.layer.base import BaseRef, resolve_base
 from nixlayer.layer.failures import IncompleteSwitchError
-from nixlayer.layer.job import configuration_name, installable, open_job
-from nixlayer.layer.kinds import Kind, detect_kind, parse_action, parse_kind
+from nixlayer.layer.job import JobFlake, configuration_name, host_name, installable, open_job
+from nixlayer.layer.kinds import KINDS, Kind, detect_kind, parse_action, parse_kind
 from nixlayer.layer.outcome import Outcome
 from nixlayer.layer.predict import Prediction, predict, refusal
 from nixlayer.layer.state import Applied, State, generation, load, locked, save
@@ -69,15 +69,38 @@ def build_layer(
 ) -> tuple[BaseRef, str, str]:
     base_ref = resolve_base(base)
     job = open_job(flake_dir, nix, base_ref)
-    config = configuration_name(job, base_ref, kind, name, nix)
+    # The configuration it would be (--name, else the host name's) is built straight
+    # away. Only a failed build asks Nix for the job's names: to fall back to `default`
+    # as the rebuild tools do, or to say what was wrong as it would have first (the job
+    # does not evaluate over the base, or has no such configuration); else the build's
+    # own error stands.
+    first = name or host_name()
+    try:
+        return base_ref, first, _build(job, base_ref, kind, first, nix, progress=progress)
+    except NixError:
+        config = configuration_name(job, base_ref, kind, name, nix)
+        if config == first:
+            raise
+    log.info("the job has no %s.%s: building %s", KINDS[kind].outputs, first, config)
+    return base_ref, config, _build(job, base_ref, kind, config, nix, progress=progress)
+
+
+def _build(
+    job: JobFlake,
+    base: BaseRef,
+    kind: Kind,
+    config: str,
+    nix: Nix,
+    *,
+    progress: ProgressCallback | None,
+) -> str:
     argv = commands.build(
         installable(job, kind, config),
         out_link=None,
         progress_json=bool(progress),
-        extra=[*commands.override_input("base", base_ref.ref), "--no-write-lock-file"],
+        extra=[*commands.override_input("base", base.ref), "--no-write-lock-file"],
     )
-    out = nix.run(argv, progress=progress).stdout
-    return base_ref, config, build_json.out_path(out)
+    return build_json.out_path(nix.run(argv, progress=progress).stdout)
 
 
 def closure_change(current: Path, toplevel: str, nix: Nix) -> ClosureDiff | None:

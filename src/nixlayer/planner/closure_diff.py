@@ -1,7 +1,8 @@
 """The closure diff: which packages a switch adds, removes, changes in version or in
 size (as nvd and dix show it), read from the Nix store. Names and versions come from
 store path names (Nix's `parseDrvName` rule: the version starts at the first dash not
-followed by a letter); sizes are NAR sizes from `nix path-info`.
+followed by a letter); NAR sizes and references (which make each closure) come from
+one `nix path-info` of both systems.
 
 `closure_diff` is what `plan` and `switch` call; `diff_closures` is the pure part.
 """
@@ -9,7 +10,7 @@ followed by a letter); sizes are NAR sizes from `nix path-info`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -137,18 +138,40 @@ def diff_closures(old: Mapping[str, int], new: Mapping[str, int]) -> ClosureDiff
     return diff
 
 
-def closure_of(toplevel: str, nix: Nix) -> dict[str, int]:
-    """Every path of `toplevel`'s closure with its NAR size (any Nix's path-info shape)."""
-    argv = commands.path_info_json(None, nix.version(), [toplevel], recursive=True)
+def closures_of(roots: Sequence[str], nix: Nix) -> list[dict[str, int]]:
+    """The closure of each root, every path with its NAR size, from one `nix path-info`
+    of them all (any Nix's shape): each is what the references reach from its root."""
+    argv = commands.path_info_json(None, nix.version(), list(dict.fromkeys(roots)), recursive=True)
     try:
         found = pathinfo.parse(nix.run(argv).stdout)
     except pathinfo.PathInfoFormatError as exc:
         raise NixlayerError(f"nix path-info printed an unknown shape: {exc}") from None
-    return {p: info.nar_size for p, info in found.valid.items()}
+    return [_reachable(root, found.valid) for root in roots]
+
+
+def _reachable(root: str, infos: Mapping[str, pathinfo.PathInfo]) -> dict[str, int]:
+    top = root if root in infos else "/".join(root.split("/")[:4])  # a path inside one
+    closure: dict[str, int] = {}
+    todo = [top]
+    while todo:
+        path = todo.pop()
+        if path in closure:
+            continue
+        info = infos.get(path)
+        if info is None:
+            raise NixlayerError(f"nix path-info did not describe {path} (in the closure of {root})")
+        closure[path] = info.nar_size
+        todo.extend(ref for ref in info.references if ref not in closure)
+    return closure
+
+
+def closure_of(toplevel: str, nix: Nix) -> dict[str, int]:
+    """Every path of `toplevel`'s closure with its NAR size."""
+    return closures_of([toplevel], nix)[0]
 
 
 def closure_diff(old_toplevel: str, new_toplevel: str, nix: Nix | None = None) -> ClosureDiff:
     """What switching from `old_toplevel` to `new_toplevel` changes in the closure.
     Both must be valid in the store `nix` talks to."""
-    nix = nix or Nix()
-    return diff_closures(closure_of(old_toplevel, nix), closure_of(new_toplevel, nix))
+    old, new = closures_of([old_toplevel, new_toplevel], nix or Nix())
+    return diff_closures(old, new)
