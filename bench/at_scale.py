@@ -170,9 +170,19 @@ def machines_flake(work: Path, scale: Path, n: int) -> Path:
 def bench_flake(work: Path, scale: Path, n: int, budget: int) -> None:
     print(f"\n== a flake of {n} nixosConfigurations")
     attr = "config.system.build.toplevel"
-    a = machines_flake(work, scale, n)
-    ours = measured([NIXLAYER, "fleet", "build", "--flake", f"path:{a}", "--root",
-                     str(work / a.name), "--max-memory", str(budget), "-q"])  # fmt: skip
+
+    def fleet_of_flake(count: int) -> tuple[float, float, float]:
+        flake = machines_flake(work, scale, count)
+        return measured([NIXLAYER, "fleet", "build", "--flake", f"path:{flake}", "--root",
+                         str(work / flake.name), "--max-memory", str(budget), "-q"])  # fmt: skip
+
+    first = fleet_of_flake(1)
+    ours = fleet_of_flake(n)
+    w1, c1 = first[0], first[1]
+    pw, pc = (ours[0] - w1) / (n - 1), (ours[1] - c1) / (n - 1)
+    print(f"  nixlayer fleet build --flake, 1 configuration: wall {w1:.2f} s, CPU {c1:.2f} s; "
+          f"per extra one: {pw:.2f} s = {pw / w1:.0%} wall, "
+          f"{pc:.2f} s = {pc / c1:.0%} CPU")  # fmt: skip
     b = machines_flake(work, scale, n)
     start = time.perf_counter()
     rss = cpu = 0.0
