@@ -312,16 +312,16 @@ def test_a_nix_failure_stops_run_before_build(tmp_path: Path) -> None:
     assert [c[:3] for c in nix.calls] == [["nix", "flake", "metadata"], ["nix", "flake", "lock"]]
 
 
-def fleet_locks(nix: FakeNix, root: Path, names: str) -> None:
-    """Each VM's library fetched by render; the first VM pins it, the others are seeded
-    with that pin, then locked (which adds nothing new: Nix never fetches it again)."""
-    assert [c[:4] for c in nix.calls[: len(names)]] == [
-        ["nix", "flake", "metadata", "--json"]
-    ] * len(names)
-    locks = nix.calls[len(names) : 2 * len(names)]
+def fleet_locks(nix: FakeNix, root: Path, names: str) -> int:
+    """The library fetched once, by render; the first VM pins it, the others are seeded
+    with that pin, then locked (which adds nothing new: Nix never fetches it again).
+    Returns how many calls that was."""
+    assert nix.calls[0][:4] == ["nix", "flake", "metadata", "--json"]
+    locks = nix.calls[1 : 1 + len(names)]
     assert locks == [["nix", "flake", "lock", f"path:{root / n}"] for n in names]
     seeded = json.loads((root / names[1]).joinpath("flake.lock").read_text())
     assert "nixos-flake" in seeded["nodes"]
+    return 1 + len(names)
 
 
 def initrd_calls(ref: str) -> list[list[str]]:
@@ -341,7 +341,7 @@ def test_fleet_evaluates_every_vm_in_one_evaluator_and_builds_one_graph(
     entries = [FleetEntry(name=n, spec=spec(n)) for n in "abc"]
     outcomes = fleet_build(entries, root=tmp_path, jobs=1, nix=nix)
     assert [(o.status, o.toplevel) for o in outcomes] == [("built", TOPLEVEL)] * 3
-    fleet_locks(nix, tmp_path, "abc")
+    graph = nix.calls[fleet_locks(nix, tmp_path, "abc") :]
     dirs = [tmp_path / n for n in "abc"]
     hashes = captured(version, "hash-path.txt").split()
     refs = [locked_path_ref(d, hashes[i % 2]) for i, d in enumerate(dirs)]
@@ -350,7 +350,6 @@ def test_fleet_evaluates_every_vm_in_one_evaluator_and_builds_one_graph(
         Target(n, ref, ("packages", "x86_64-linux", "toplevel"), link)
         for n, ref, link in zip("abc", refs, links, strict=True)
     ]
-    graph = nix.calls[6:]
     assert graph[:5] == [
         ["nix", "hash", "path", "--type", "sha256", *map(str, dirs)],
         ["nix", "eval", "--json", "--expr", fleet_expr(targets)],
@@ -374,7 +373,7 @@ def test_fleet_per_vm_locks_each_library_once_and_builds_every_vm(
     entries = [FleetEntry(name=n, spec=spec(n)) for n in "abc"]
     outcomes = fleet_build(entries, root=tmp_path, jobs=1, nix=nix, evaluation="per-vm")
     assert [(o.status, o.toplevel) for o in outcomes] == [("built", TOPLEVEL)] * 3
-    fleet_locks(nix, tmp_path, "abc")
+    first = fleet_locks(nix, tmp_path, "abc")
     builds = []
     for n in "abc":
         link = state_dir(tmp_path) / "results" / n
@@ -383,7 +382,7 @@ def test_fleet_per_vm_locks_each_library_once_and_builds_every_vm(
             ["nix", "build", f"{ref}#{INSTALLABLE}", "--json", "--out-link", str(link)],
             *initrd_calls(ref),
         ]
-    assert nix.calls[6:] == builds
+    assert nix.calls[first:] == builds
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -419,3 +418,38 @@ def test_fleet_per_vm_isolates_a_throwing_module(tmp_path: Path) -> None:
     good, bad = fleet_build(entries, root=tmp_path, jobs=1, nix=nix, evaluation="per-vm")
     assert good.status == "built" and bad.status == "failed"
     assert bad.error == "build: mmtests is broken in lib-b"
+
+
+def test_fleet_fetches_each_library_once_and_hashes_each_pinned_dir_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three VMs of one remote library, each with a lock of its own that pins the
+    library to a local copy (so each lock checks that copy for edits): one `nix
+    flake metadata`, one `nix hash path` of the copy, a warning for every VM."""
+    nix = fake("2.34")
+    lib = tmp_path / "lib-copy"
+    lib.mkdir()
+    root = tmp_path / "vms"
+    # Different overrides: different flake.nix files, so each VM is locked on its own.
+    pkgs = {"a": "fio", "b": "xfsprogs", "c": "ltp"}
+    for name in pkgs:
+        lock = json.loads(captured("2.34", "flake.lock"))
+        lock["nodes"]["nixos-flake"]["locked"]["path"] = str(lib)
+        del lock["nodes"]["fio-src"], lock["nodes"]["root"]["inputs"]["fio-src"]
+        (root / name).mkdir(parents=True)
+        (root / name / "flake.lock").write_text(json.dumps(lock))
+    src = tmp_path / "src"
+    src.mkdir()
+    entries = [
+        FleetEntry(name=n, spec=spec(n, overrides=[{"pkg": p, "src": str(src)}]))
+        for n, p in pkgs.items()
+    ]
+    caplog.set_level("WARNING", logger="nixlayer")
+    outcomes = fleet_build(entries, root=root, jobs=2, nix=nix)
+    assert [o.status for o in outcomes] == ["built"] * 3
+    assert [c[:3] for c in nix.calls].count(["nix", "flake", "metadata"]) == 1
+    assert [c for c in nix.calls if c[1:3] == ["hash", "path"] and len(c) == 6] == [
+        ["nix", "hash", "path", "--type", "sha256", str(lib)]
+    ]
+    stale = [r for r in caplog.records if "changed on disk since it was pinned" in r.getMessage()]
+    assert len(stale) == 3

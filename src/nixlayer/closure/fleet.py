@@ -82,6 +82,8 @@ class _Fleet:
         self.spent: dict[str, float] = {e.name: 0.0 for e in entries}
         self.planned: dict[str, RenderResult] = {}
         self.updates: dict[str, bool] = {}
+        self.fetched: dict[str, Path] = {}  # library ref -> store path, fetched once
+        self.hashes: dict[Path, str] = {}  # pinned path: library -> NAR hash, taken once
         self.lock = threading.Lock()
 
     def event(self, name: str, phase: Phase, error: str | None = None) -> None:
@@ -153,7 +155,12 @@ class _Fleet:
                     write_files_atomically(
                         {lock: json.dumps(seeded, indent=2, sort_keys=True) + "\n"}
                     )
-                lock_unlocked(r.config_dir, update_library=self.updates[name], nix=self.nix)
+                lock_unlocked(
+                    r.config_dir,
+                    update_library=self.updates[name],
+                    nix=self.nix,
+                    hashes=self.hashes,
+                )
                 return read_lock(lock)
 
         try:
@@ -248,7 +255,7 @@ def fleet_build(
         spec = e.spec
 
         def plan(s: VMSpec = spec) -> RenderResult:
-            return plan_render(s, root=config, library=library, nix=nix)
+            return plan_render(s, root=config, library=library, nix=nix, fetched=fleet.fetched)
 
         try:
             fleet.planned[e.name] = fleet.timed(e.name, plan)

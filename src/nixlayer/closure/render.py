@@ -46,13 +46,15 @@ def plan_render(
     library: str | None = None,
     catalog: Catalog | None = None,
     nix: Nix | None = None,
+    fetched: dict[str, Path] | None = None,
 ) -> RenderResult:
-    """Everything render does except writing: the texts and where they go."""
+    """Everything render does except writing: the texts and where they go. `fetched`:
+    libraries already fetched (ref -> store path), shared by the VMs of a fleet."""
     config_dir = config_dir_for(config_root(root), spec.vm_name)
     ref = library or spec.library or os.environ.get("NIXLAYER_LIBRARY")
     if not ref:
         raise InputError("library", "no library: set `library` in the spec or pass --library REF")
-    lib = resolve_library(ref, nix=nix, catalog=spec.catalog or catalog)
+    lib = resolve_library(ref, nix=nix, catalog=spec.catalog or catalog, fetched=fetched)
     resolved = resolve_spec(spec, lib.catalog)
     overrides = tuple(_local_override(i, o) for i, o in enumerate(spec.overrides))
     flake_text = render_flake(
