@@ -313,15 +313,17 @@ def test_a_nix_failure_stops_run_before_build(tmp_path: Path) -> None:
 
 
 def fleet_locks(nix: FakeNix, root: Path, names: str) -> int:
-    """The library fetched once, by render; the first VM pins it, the others are seeded
-    with that pin, then locked (which adds nothing new: Nix never fetches it again).
-    Returns how many calls that was."""
-    assert nix.calls[0][:4] == ["nix", "flake", "metadata", "--json"]
-    locks = nix.calls[1 : 1 + len(names)]
-    assert locks == [["nix", "flake", "lock", f"path:{root / n}"] for n in names]
-    seeded = json.loads((root / names[1]).joinpath("flake.lock").read_text())
-    assert "nixos-flake" in seeded["nodes"]
-    return 1 + len(names)
+    """The library fetched once, by render; the first VM locked; the others, whose
+    flake.nix is the same, given that lock (Nix would make the same one). Returns
+    how many calls that was."""
+    assert nix.calls[:2] == [
+        ["nix", "flake", "metadata", "--json", GITHUB],
+        ["nix", "flake", "lock", f"path:{root / names[0]}"],
+    ]
+    first = (root / names[0] / "flake.lock").read_text()
+    assert "nixos-flake" in json.loads(first)["nodes"]
+    assert all((root / n / "flake.lock").read_text() == first for n in names)
+    return 2
 
 
 def initrd_calls(ref: str) -> list[list[str]]:
@@ -453,3 +455,25 @@ def test_fleet_fetches_each_library_once_and_hashes_each_pinned_dir_once(
     ]
     stale = [r for r in caplog.records if "changed on disk since it was pinned" in r.getMessage()]
     assert len(stale) == 3
+
+
+@pytest.mark.parametrize("path", ["{d}/sub", "./sub"])
+def test_fleet_locks_each_vm_whose_lock_names_its_own_directory(tmp_path: Path, path: str) -> None:
+    """A lock that pins a path in (or relative to) the VM's directory is that VM's
+    alone: the same flake.nix elsewhere is locked on its own."""
+    nix = fake("2.34")
+    base = write_lock("2.34")
+
+    def own_input(argv: list[str], stdin: str | None) -> None:
+        base(argv, stdin)  # type: ignore[operator]
+        d = Path(next(a for a in argv if a.startswith("path:")).removeprefix("path:"))
+        lock = json.loads((d / "flake.lock").read_text())
+        lock["nodes"]["sub"] = {"locked": {"type": "path", "path": path.format(d=d)}}
+        (d / "flake.lock").write_text(json.dumps(lock))
+
+    nix.rules.insert(0, nix.rules[0].__class__(["nix", "flake", "lock"], effect=own_input))
+    entries = [FleetEntry(name=n, spec=spec(n)) for n in "abc"]
+    outcomes = fleet_build(entries, root=tmp_path, jobs=1, nix=nix)
+    assert [o.status for o in outcomes] == ["built"] * 3
+    locks = [c for c in nix.calls if c[1:3] == ["flake", "lock"]]
+    assert locks == [["nix", "flake", "lock", f"path:{tmp_path / n}"] for n in "abc"]
