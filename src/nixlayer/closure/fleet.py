@@ -22,7 +22,7 @@ from nixlayer.closure.paths import config_root, prepare_root
 from nixlayer.closure.render import commit_render, plan_render
 from nixlayer.closure.results import RenderResult
 from nixlayer.closure.spec import VMSpec
-from nixlayer.errors import NixlayerError
+from nixlayer.errors import InputError, NixlayerError
 from nixlayer.fsutil import state_dir, target_lock, write_files_atomically
 from nixlayer.nix import commands
 from nixlayer.nix.nixjson import flakelock
@@ -222,7 +222,9 @@ class _Fleet:
             )
         )
 
-    def build_shared(self, todo: list[str], *, jobs: int, max_mb: int | None) -> None:
+    def build_shared(
+        self, todo: list[str], *, jobs: int, max_mb: int | None, share_pkgs: bool
+    ) -> None:
         """One evaluator and one build graph for every VM in `todo` (fleet_eval.py);
         each VM is charged an equal share of the time it took."""
         from nixlayer.closure.fleet_shared import shared_fleet_build
@@ -233,7 +235,11 @@ class _Fleet:
             self.event(name, "building")
         start = time.perf_counter()
         results = shared_fleet_build(
-            {n: self.planned[n] for n in todo}, nix=self.nix, jobs=jobs, max_mb=max_mb
+            {n: self.planned[n] for n in todo},
+            nix=self.nix,
+            jobs=jobs,
+            max_mb=max_mb,
+            share_pkgs=share_pkgs,
         )
         share = (time.perf_counter() - start) / len(todo)
         for name in todo:
@@ -266,9 +272,14 @@ def fleet_build(
     on_event: Callable[[FleetEvent], None] | None = None,
     evaluation: Evaluation = "shared",
     max_memory_mb: int | None = None,
+    share_pkgs: bool = False,
 ) -> list[VMOutcome]:
     """`evaluation="shared"`: one evaluator for all VMs and one build graph
-    (closure/fleet_eval.py); `"per-vm"`: one `nix build` per VM, `jobs` at a time."""
+    (closure/fleet_eval.py); `"per-vm"`: one `nix build` per VM, `jobs` at a time.
+    `share_pkgs` (shared evaluation only): VMs that would instantiate nixpkgs
+    identically take one package set (closure/fleet_pkgs.py)."""
+    if share_pkgs and evaluation != "shared":
+        raise InputError("share_pkgs", "sharing package sets needs the shared evaluator")
     nix = nix or Nix()
     config = config_root(root)
     fleet = _Fleet(entries, config, nix, on_event)
@@ -311,7 +322,7 @@ def fleet_build(
         lock_fleet(groups, plan=fleet.plan_lock, lock_vm=fleet.render_and_lock, pool=pool)
         todo = [n for n in fleet.planned if n not in fleet.outcomes]
         if evaluation == "shared":
-            fleet.build_shared(todo, jobs=jobs, max_mb=max_memory_mb)
+            fleet.build_shared(todo, jobs=jobs, max_mb=max_memory_mb, share_pkgs=share_pkgs)
         else:
             list(pool.map(fleet.build, todo))
     return [fleet.outcomes[e.name] for e in entries]
