@@ -4,7 +4,8 @@
 
 - eval:   one system of the scale stand-in (bench/scale/gen.py): wall, CPU, peak RSS;
 - fleet:  `nixlayer fleet build` of 1, 5 and 20 distinct VMs, the shared evaluator
-          (--eval shared) against one `nix build` process per VM (--eval per-vm):
+          (--eval shared; with --share-pkgs, one package set for VMs alike) against
+          one `nix build` process per VM (--eval per-vm):
           wall, peak RSS of any one process, per-extra-VM cost as a share of the first;
 - flake:  a flake of 20 nixosConfigurations (seed 001's machines/ layout):
           `fleet build --flake` against 20 `nix build` processes and against one
@@ -105,17 +106,26 @@ def bench_eval(work: Path, lib: Path) -> None:
           "(median of 3)")  # fmt: skip
 
 
+# fleet build's designs: the shared evaluator, the same with one package set per
+# group of alike VMs (--share-pkgs), and one `nix build` per VM.
+DESIGNS = {
+    "shared": ["--eval", "shared"],
+    "shared+pkgs": ["--eval", "shared", "--share-pkgs"],
+    "per-vm": ["--eval", "per-vm"],
+}
+
+
 def bench_fleet(work: Path, lib: Path, sizes: list[int], budget: int) -> None:
     print(f"\n== fleet build, shared evaluator (budget {budget} MiB) vs one nix build per VM")
-    print(f"{'VMs':>4} {'design':<8} {'wall':>8} {'CPU':>8} {'peak RSS':>9}  "
+    print(f"{'VMs':>4} {'design':<11} {'wall':>8} {'CPU':>8} {'peak RSS':>9}  "
           "per extra VM, as a share of the first VM's")  # fmt: skip
     first: dict[str, tuple[float, float]] = {}
     for n in sizes:
-        for design in ("shared", "per-vm"):
-            tag = f"{design}-{n}-{uuid.uuid4().hex[:6]}"
+        for design, flags in DESIGNS.items():
+            tag = f"{design.replace('+', '-')}-{n}-{uuid.uuid4().hex[:6]}"
             fleet = fleet_file(work, lib, tag, n)
             wall, cpu, rss = measured([NIXLAYER, "fleet", "build", str(fleet), "--root",
-                                       str(work / tag), "--eval", design, "--max-memory",
+                                       str(work / tag), *flags, "--max-memory",
                                        str(budget), "-q"])  # fmt: skip
             extra = ""
             if n == 1:
@@ -124,12 +134,12 @@ def bench_fleet(work: Path, lib: Path, sizes: list[int], budget: int) -> None:
                 w1, c1 = first[design]
                 pw, pc = (wall - w1) / (n - 1), (cpu - c1) / (n - 1)
                 extra = f"{pw:.2f} s = {pw / w1:.0%} wall, {pc:.2f} s = {pc / c1:.0%} CPU"
-            print(f"{n:>4} {design:<8} {wall:>7.2f}s {cpu:>7.2f}s {rss:>7.0f}Mi  {extra}")
+            print(f"{n:>4} {design:<11} {wall:>7.2f}s {cpu:>7.2f}s {rss:>7.0f}Mi  {extra}")
             if n == max(sizes):
                 # The same fleet again, nothing changed: what a CI re-run costs.
                 wall, cpu, rss = measured([NIXLAYER, "fleet", "build", str(fleet), "--root",
-                                           str(work / tag), "--eval", design, "-q"])  # fmt: skip
-                print(f"{n:>4} {design:<8} {wall:>7.2f}s {cpu:>7.2f}s {rss:>7.0f}Mi "
+                                           str(work / tag), *flags, "-q"])  # fmt: skip
+                print(f"{n:>4} {design:<11} {wall:>7.2f}s {cpu:>7.2f}s {rss:>7.0f}Mi "
                       "  (re-run, nothing changed)")  # fmt: skip
 
 

@@ -1,133 +1,23 @@
-"""render, lock, build, run and fleet on the recording fake Nix: which commands, in which
+"""render, lock, build and run on the recording fake Nix: which commands, in which
 order, per dialect. No Nix needed."""
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 from nixlayer.closure.build import build_closure
-from nixlayer.closure.fleet import fleet_build
-from nixlayer.closure.fleet_eval import Target, fleet_expr
-from nixlayer.closure.fleet_shared import locked_path_ref
-from nixlayer.closure.fleetspec import FleetEntry
 from nixlayer.closure.lock import lock_config
-from nixlayer.closure.manifest import read_manifest
 from nixlayer.closure.render import render_config
 from nixlayer.closure.run import run_closure
-from nixlayer.closure.spec import VMSpec
 from nixlayer.errors import InputError
 from nixlayer.fsutil import state_dir
-from tests.fakenix import Answer, FakeNix, captured, dialect_version
-from tests.helpers import FIXTURES, ssh_key
-
-GITHUB = "github:linux-kdevops/nixos-flake"
-TOPLEVEL = "/nix/store/hwazjyb1lf91mni1a42qd68m48cw4hm5-nixos-system-vm-26.05"
-DRV = "/nix/store/18k8rmj61abj8kd8zk7cw8k5x87ryb4s-nixos-system-vm-26.05.drv"
-INSTALLABLE = "packages.x86_64-linux.toplevel"
-VERSIONS = ["2.8", "2.26", "2.34"]
-
-
-def spec(name: str = "vm", src: Path | None = None, **extra: object) -> VMSpec:
-    data: dict[str, object] = {
-        "vm_name": name,
-        "library": GITHUB,
-        "ssh_keys": [ssh_key("ci")],
-        "profiles": ["devel"],
-        "test_suites": ["ltp"],
-    }
-    if src is not None:
-        # fstests is what puts fio in the closure (as in the captured override check).
-        data["overrides"] = [{"pkg": "fio", "src": str(src)}]
-        data["test_suites"] = ["fstests"]
-    return VMSpec.model_validate({**data, **extra})
-
-
-def write_lock(version: str) -> object:
-    """What `nix flake lock`/`nix flake update` leaves behind: a lock file in the flake."""
-
-    def effect(argv: list[str], _stdin: str | None) -> None:
-        ref = next(a for a in argv if a.startswith("path:"))
-        lock = json.loads(captured(version, "flake.lock"))
-        # The capture pinned a path: library; these specs name a GitHub one.
-        locked = lock["nodes"]["nixos-flake"]["locked"]
-        lock["nodes"]["nixos-flake"]["locked"] = {
-            "type": "github",
-            "owner": "linux-kdevops",
-            "repo": "nixos-flake",
-            "rev": "0" * 40,
-            "narHash": locked["narHash"],
-            "lastModified": locked["lastModified"],
-        }
-        d = Path(ref.removeprefix("path:"))
-        if "fio-src" not in read_manifest(d).override_inputs:
-            # The capture's VM overrides fio; Nix pins only the inputs a flake has.
-            del lock["nodes"]["fio-src"], lock["nodes"]["root"]["inputs"]["fio-src"]
-        (d / "flake.lock").write_text(json.dumps(lock))
-
-    return effect
-
-
-def evaluator(version: str, failing: frozenset[str] = frozenset()) -> Answer:
-    """The shared evaluator's stderr for the targets in its expression: the captured
-    trace lines of a VM that evaluates, and of one whose module throws (which ends
-    the evaluator), under each target's name."""
-    good = captured(version, "stderr/fleet-eval.txt")
-    thrown = captured(version, "stderr/fleet-eval-throw.txt").split("\n", 1)[1]
-
-    def answer(argv: list[str], _stdin: str | None) -> str:
-        out = ""
-        for name in re.findall(r'name = "([^"]+)";', argv[argv.index("--expr") + 1]):
-            if name in failing:
-                return out + thrown.replace("nixlayer-begin broken", f"nixlayer-begin {name}")
-            out += good.replace("nixlayer-begin vm", f"nixlayer-begin {name}").replace(
-                '"name":"vm"', f'"name":"{name}"'
-            )
-        return out
-
-    return answer
-
-
-def fake(version: str) -> FakeNix:
-    """Nix `version` as captured: what render, lock, build and fleet run."""
-    nix = FakeNix(dialect_version(version))
-    nix.on("nix", "flake", "metadata", stdout=captured(version, "flake-metadata-path.json"))
-    nix.on("nix", "flake", "lock", effect=write_lock(version))  # type: ignore[arg-type]
-    nix.on("nix", "flake", "update", effect=write_lock(version))  # type: ignore[arg-type]
-    nix.on("nix", "build", TOPLEVEL, stdout=captured(version, "build-store-path.json"))
-    nix.on("nix", "build", stdout=captured(version, "build.json"))
-    nix.on("nix", "eval", "--json", "--expr", answer=evaluator(version))
-    nix.on("nix", "eval", contains=["--apply"], stdout=captured(version, "eval-override-drvs.json"))
-    nix.on("nix", "eval", stdout=captured(version, "eval-initrd-file.json"))
-    nix.on(
-        "nix", "path-info", "--derivation", stdout=captured(version, "path-info-derivations.txt")
-    )
-    hashes = captured(version, "hash-path.txt").split()
-    nix.on(
-        "nix",
-        "hash",
-        "path",
-        answer=lambda argv, _: "".join(f"{hashes[i % 2]}\n" for i in range(len(argv) - 5)),
-    )
-    # Every output asked about is missing until the build graph ran (one path a line,
-    # as the capture prints an invalid one).
-    built: list[bool] = []
-    nix.on(
-        "nix-store",
-        "--check-validity",
-        answer=lambda argv, _: "" if built else "".join(f"{p}\n" for p in argv[3:]),
-    )
-    nix.on(
-        "nix-store",
-        "--realise",
-        stdout=captured(version, "realise.txt"),
-        effect=lambda _argv, _stdin: built.append(True),
-    )
-    return nix
+from tests.fakenix import captured
+from tests.flows.closure_fake import GITHUB, INSTALLABLE, TOPLEVEL, VERSIONS, fake, spec
+from tests.helpers import FIXTURES
 
 
 @pytest.fixture
@@ -310,112 +200,3 @@ def test_a_nix_failure_stops_run_before_build(tmp_path: Path) -> None:
         run_closure(spec(), root=tmp_path, nix=nix)
     assert info.value.first_error() == "the job's inputs are broken"
     assert [c[:3] for c in nix.calls] == [["nix", "flake", "metadata"], ["nix", "flake", "lock"]]
-
-
-def fleet_locks(nix: FakeNix, root: Path, names: str) -> None:
-    """Each VM's library fetched by render; the first VM pins it, the others are seeded
-    with that pin, then locked (which adds nothing new: Nix never fetches it again)."""
-    assert [c[:4] for c in nix.calls[: len(names)]] == [
-        ["nix", "flake", "metadata", "--json"]
-    ] * len(names)
-    locks = nix.calls[len(names) : 2 * len(names)]
-    assert locks == [["nix", "flake", "lock", f"path:{root / n}"] for n in names]
-    seeded = json.loads((root / names[1]).joinpath("flake.lock").read_text())
-    assert "nixos-flake" in seeded["nodes"]
-
-
-def initrd_calls(ref: str) -> list[list[str]]:
-    system = f"{ref}#nixosConfigurations.vm.config.system"
-    return [
-        ["nix", "eval", "--json", f"{system}.boot.loader.initrdFile"],
-        ["nix", "build", f"{system}.build.initialRamdisk", "--json", "--no-link"],
-    ]
-
-
-@pytest.mark.parametrize("version", VERSIONS)
-def test_fleet_evaluates_every_vm_in_one_evaluator_and_builds_one_graph(
-    tmp_path: Path, version: str
-) -> None:
-    """The default: one `nix eval` for all VMs, one `nix-store --realise`, out-links."""
-    nix = fake(version)
-    entries = [FleetEntry(name=n, spec=spec(n)) for n in "abc"]
-    outcomes = fleet_build(entries, root=tmp_path, jobs=1, nix=nix)
-    assert [(o.status, o.toplevel) for o in outcomes] == [("built", TOPLEVEL)] * 3
-    fleet_locks(nix, tmp_path, "abc")
-    dirs = [tmp_path / n for n in "abc"]
-    hashes = captured(version, "hash-path.txt").split()
-    refs = [locked_path_ref(d, hashes[i % 2]) for i, d in enumerate(dirs)]
-    links = [state_dir(tmp_path) / "results" / n for n in "abc"]
-    targets = [
-        Target(n, ref, ("packages", "x86_64-linux", "toplevel"), link)
-        for n, ref, link in zip("abc", refs, links, strict=True)
-    ]
-    graph = nix.calls[6:]
-    assert graph[:5] == [
-        ["nix", "hash", "path", "--type", "sha256", *map(str, dirs)],
-        ["nix", "eval", "--json", "--expr", fleet_expr(targets)],
-        ["nix-store", "--check-validity", "--print-invalid", TOPLEVEL],
-        ["nix-store", "--realise", "--keep-going", DRV],
-        ["nix-store", "--check-validity", "--print-invalid", TOPLEVEL],
-    ]
-    # Out-links are made in parallel: in any order, one per VM.
-    outlinks = sorted(graph[5:8])
-    assert outlinks == [
-        ["nix", "build", TOPLEVEL, "--json", "--out-link", str(link)] for link in links
-    ]
-    assert graph[8:] == [c for ref in refs for c in initrd_calls(ref)]
-
-
-@pytest.mark.parametrize("version", VERSIONS)
-def test_fleet_per_vm_locks_each_library_once_and_builds_every_vm(
-    tmp_path: Path, version: str
-) -> None:
-    nix = fake(version)
-    entries = [FleetEntry(name=n, spec=spec(n)) for n in "abc"]
-    outcomes = fleet_build(entries, root=tmp_path, jobs=1, nix=nix, evaluation="per-vm")
-    assert [(o.status, o.toplevel) for o in outcomes] == [("built", TOPLEVEL)] * 3
-    fleet_locks(nix, tmp_path, "abc")
-    builds = []
-    for n in "abc":
-        link = state_dir(tmp_path) / "results" / n
-        ref = f"path:{tmp_path / n}"
-        builds += [
-            ["nix", "build", f"{ref}#{INSTALLABLE}", "--json", "--out-link", str(link)],
-            *initrd_calls(ref),
-        ]
-    assert nix.calls[6:] == builds
-
-
-@pytest.mark.parametrize("version", VERSIONS)
-def test_fleet_isolates_a_throwing_module(tmp_path: Path, version: str) -> None:
-    """The shared evaluator dies on the throwing VM, which alone fails, with Nix's cause."""
-    nix = fake(version)
-    nix.on("nix", "eval", "--json", "--expr", answer=evaluator(version, frozenset({"bad"})))
-    nix.rules[-1].returncode = 1
-    nix.rules.insert(0, nix.rules.pop())
-    entries = [FleetEntry(name=n, spec=spec(n)) for n in ("good", "bad")]
-    good, bad = fleet_build(entries, root=tmp_path, jobs=1, nix=nix)
-    assert good.status == "built" and good.toplevel == TOPLEVEL
-    assert bad.status == "failed" and bad.error == "error: mmtests is broken in lib-b"
-    assert [c[3] for c in nix.calls if c[1] == "eval"].count("--expr") == 1  # good: once
-    assert [c[1] for c in nix.calls if c[0] == "nix-store"] == [
-        "--check-validity",
-        "--realise",
-        "--check-validity",
-    ]
-
-
-def test_fleet_per_vm_isolates_a_throwing_module(tmp_path: Path) -> None:
-    nix = fake("2.34")
-    nix.on(
-        "nix",
-        "build",
-        contains=[f"path:{tmp_path / 'bad'}#{INSTALLABLE}"],
-        returncode=1,
-        stderr=captured("2.34", "stderr/build-throw.txt"),
-    )
-    nix.rules.insert(0, nix.rules.pop())
-    entries = [FleetEntry(name=n, spec=spec(n)) for n in ("good", "bad")]
-    good, bad = fleet_build(entries, root=tmp_path, jobs=1, nix=nix, evaluation="per-vm")
-    assert good.status == "built" and bad.status == "failed"
-    assert bad.error == "build: mmtests is broken in lib-b"

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from nixlayer.closure.fleet_eval import Target, evaluate
+from nixlayer.closure.fleet_eval import evaluate
+from nixlayer.closure.fleet_nix import Target
 from nixlayer.errors import Interrupted
 from nixlayer.nix import runner
 from nixlayer.nix.runner import Nix

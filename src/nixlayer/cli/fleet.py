@@ -33,6 +33,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "per-vm: one `nix build` per VM, --jobs at a time",
     )
     p.add_argument(
+        "--share-pkgs",
+        action="store_true",
+        help="VMs with the same system, library pin, overrides and library modules "
+        "evaluate on one package set (nixpkgs instantiated once per group, as Colmena's "
+        "meta.nixpkgs). Opt-in: a library module that sets nixpkgs.overlays or "
+        "nixpkgs.config differently per VM is only partly detected",
+    )
+    p.add_argument(
         "--max-memory",
         type=int,
         metavar="MIB",
@@ -153,6 +161,8 @@ def _fleet_build(args: argparse.Namespace) -> int:
 
         if args.eval != "shared":
             raise InputError("--eval", "--flake builds with the shared evaluator only")
+        if args.share_pkgs:
+            raise InputError("--share-pkgs", "--share-pkgs goes with a FLEET file, not --flake")
         outcomes = flake_fleet_build(
             args.flake,
             root=config_root(args.root),
@@ -164,6 +174,8 @@ def _fleet_build(args: argparse.Namespace) -> int:
     else:
         if args.select:
             raise InputError("--select", "--select goes with --flake")
+        if args.share_pkgs and args.eval != "shared":
+            raise InputError("--share-pkgs", "--share-pkgs needs --eval shared")
         with _FleetProgress(not args.quiet) as progress:
             outcomes = fleet_build(
                 load_fleet(args.fleet),
@@ -174,6 +186,7 @@ def _fleet_build(args: argparse.Namespace) -> int:
                 on_event=progress,
                 evaluation=args.eval,
                 max_memory_mb=args.max_memory,
+                share_pkgs=args.share_pkgs,
             )
     ok = all(o.status == "built" for o in outcomes)
     built = sum(o.status == "built" for o in outcomes)

@@ -15,17 +15,20 @@ from typing import Any, Literal
 
 from nixlayer.closure.build import build_unlocked, default_out_link
 from nixlayer.closure.failure import Failure, describe, describe_build, failed_drv
+from nixlayer.closure.fleet_lock import Locked, LockPlan, lock_fleet, locked, plan_lock
 from nixlayer.closure.fleetspec import FleetEntry
-from nixlayer.closure.lock import library_input_names, lock_unlocked, read_lock
+from nixlayer.closure.lock import lock_unlocked
 from nixlayer.closure.paths import config_root, prepare_root
 from nixlayer.closure.render import commit_render, plan_render
 from nixlayer.closure.results import RenderResult
 from nixlayer.closure.spec import VMSpec
-from nixlayer.errors import NixlayerError
+from nixlayer.errors import InputError, NixlayerError
 from nixlayer.fsutil import state_dir, target_lock, write_files_atomically
 from nixlayer.nix import commands
+from nixlayer.nix.nixjson import flakelock
 from nixlayer.nix.nixjson.flakelock import FlakeLock
 from nixlayer.nix.runner import Nix
+from nixlayer.safeload import read_text
 
 log = logging.getLogger("nixlayer")
 
@@ -81,7 +84,11 @@ class _Fleet:
         self.outcomes: dict[str, VMOutcome] = {}
         self.spent: dict[str, float] = {e.name: 0.0 for e in entries}
         self.planned: dict[str, RenderResult] = {}
-        self.updates: dict[str, bool] = {}
+        self.updates: dict[str, bool] = {}  # its spec asks to re-pin its library
+        self.repin: dict[str, bool] = {}  # its library is re-pinned (for its whole group)
+        self.leaders: set[str] = set()  # the first VM of each library group
+        self.fetched: dict[str, Path] = {}  # library ref -> store path, fetched once
+        self.hashes: dict[Path, str] = {}  # pinned path: library -> NAR hash, taken once
         self.lock = threading.Lock()
 
     def event(self, name: str, phase: Phase, error: str | None = None) -> None:
@@ -138,26 +145,50 @@ class _Fleet:
         finally:
             self.spent[name] += time.perf_counter() - start
 
-    def render_and_lock(self, name: str, template: FlakeLock | None) -> FlakeLock | None:
+    def plan_lock(self, name: str, template: FlakeLock | None) -> LockPlan | None:
+        try:
+            plan: LockPlan = self.timed(
+                name, lambda: plan_lock(self.planned[name], template, self.repin[name])
+            )
+            return plan
+        except NixlayerError as exc:
+            self.fail(name, "failed", describe(exc, "lock"))
+            return None
+
+    def render_and_lock(
+        self, name: str, template: FlakeLock | None, copy: Locked | None
+    ) -> Locked | None:
+        """Render and lock one VM (fleet_lock.py): write `copy` when it is this VM's
+        lock, else seed the group's library pins as planned and run `nix flake lock`
+        (re-pinning the library only for the first VM of a group, `template` None)."""
         r = self.planned[name]
         self.event(name, "locking")
 
-        def work() -> FlakeLock:
+        def work() -> Locked:
             with target_lock(self.root, name):
                 commit_render(r)
                 lock = r.config_dir / "flake.lock"
-                if template is not None and not lock.exists():
-                    assert r.manifest is not None
-                    keep = library_input_names(template, r.manifest)
-                    seeded = template.shared(keep)
-                    write_files_atomically(
-                        {lock: json.dumps(seeded, indent=2, sort_keys=True) + "\n"}
+                plan = plan_lock(r, template, self.repin[name])
+                if copy is not None and copy.portable and plan.key == copy.key:
+                    write_files_atomically({lock: copy.text})
+                else:
+                    if plan.seed is not None:
+                        text = json.dumps(plan.seed, indent=2, sort_keys=True) + "\n"
+                        write_files_atomically({lock: text})
+                    # The group's first VM re-pins for all (the others are seeded with
+                    # its pins); should it fail, each VM locks as its own spec says.
+                    if name in self.leaders:
+                        update = self.repin[name]
+                    else:
+                        update = template is None and self.updates[name]
+                    lock_unlocked(
+                        r.config_dir, update_library=update, nix=self.nix, hashes=self.hashes
                     )
-                lock_unlocked(r.config_dir, update_library=self.updates[name], nix=self.nix)
-                return read_lock(lock)
+                text = read_text(lock, flakelock.FIELD)
+                return locked(r, text, flakelock.parse(text, str(lock)))
 
         try:
-            result: FlakeLock = self.timed(name, work)
+            result: Locked = self.timed(name, work)
             return result
         except NixlayerError as exc:
             self.fail(name, "failed", describe(exc, "lock"))
@@ -191,7 +222,9 @@ class _Fleet:
             )
         )
 
-    def build_shared(self, todo: list[str], *, jobs: int, max_mb: int | None) -> None:
+    def build_shared(
+        self, todo: list[str], *, jobs: int, max_mb: int | None, share_pkgs: bool
+    ) -> None:
         """One evaluator and one build graph for every VM in `todo` (fleet_eval.py);
         each VM is charged an equal share of the time it took."""
         from nixlayer.closure.fleet_shared import shared_fleet_build
@@ -202,7 +235,11 @@ class _Fleet:
             self.event(name, "building")
         start = time.perf_counter()
         results = shared_fleet_build(
-            {n: self.planned[n] for n in todo}, nix=self.nix, jobs=jobs, max_mb=max_mb
+            {n: self.planned[n] for n in todo},
+            nix=self.nix,
+            jobs=jobs,
+            max_mb=max_mb,
+            share_pkgs=share_pkgs,
         )
         share = (time.perf_counter() - start) / len(todo)
         for name in todo:
@@ -235,9 +272,14 @@ def fleet_build(
     on_event: Callable[[FleetEvent], None] | None = None,
     evaluation: Evaluation = "shared",
     max_memory_mb: int | None = None,
+    share_pkgs: bool = False,
 ) -> list[VMOutcome]:
     """`evaluation="shared"`: one evaluator for all VMs and one build graph
-    (closure/fleet_eval.py); `"per-vm"`: one `nix build` per VM, `jobs` at a time."""
+    (closure/fleet_eval.py); `"per-vm"`: one `nix build` per VM, `jobs` at a time.
+    `share_pkgs` (shared evaluation only): VMs that would instantiate nixpkgs
+    identically take one package set (closure/fleet_pkgs.py)."""
+    if share_pkgs and evaluation != "shared":
+        raise InputError("share_pkgs", "sharing package sets needs the shared evaluator")
     nix = nix or Nix()
     config = config_root(root)
     fleet = _Fleet(entries, config, nix, on_event)
@@ -248,7 +290,7 @@ def fleet_build(
         spec = e.spec
 
         def plan(s: VMSpec = spec) -> RenderResult:
-            return plan_render(s, root=config, library=library, nix=nix)
+            return plan_render(s, root=config, library=library, nix=nix, fetched=fleet.fetched)
 
         try:
             fleet.planned[e.name] = fleet.timed(e.name, plan)
@@ -273,25 +315,14 @@ def fleet_build(
         groups.setdefault(r.library, []).append(name)
     for names in groups.values():
         # Re-pin a library once per fleet, for every VM that shares it.
-        wanted = any(fleet.updates[n] for n in names)
-        fleet.updates.update(dict.fromkeys(names[1:], False))
-        fleet.updates[names[0]] = wanted
+        fleet.repin.update(dict.fromkeys(names, any(fleet.updates[n] for n in names)))
+        fleet.leaders.add(names[0])
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        # Lock each library revision once (the first VM of each group, in parallel
-        # across groups), then seed the other VMs of the group with that pin.
-        firsts = {
-            lib: pool.submit(fleet.render_and_lock, names[0], None) for lib, names in groups.items()
-        }
-        rest = []
-        for lib, names in groups.items():
-            template = firsts[lib].result()
-            rest += [pool.submit(fleet.render_and_lock, n, template) for n in names[1:]]
-        for f in rest:
-            f.result()
+        lock_fleet(groups, plan=fleet.plan_lock, lock_vm=fleet.render_and_lock, pool=pool)
         todo = [n for n in fleet.planned if n not in fleet.outcomes]
         if evaluation == "shared":
-            fleet.build_shared(todo, jobs=jobs, max_mb=max_memory_mb)
+            fleet.build_shared(todo, jobs=jobs, max_mb=max_memory_mb, share_pkgs=share_pkgs)
         else:
             list(pool.map(fleet.build, todo))
     return [fleet.outcomes[e.name] for e in entries]

@@ -31,12 +31,13 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from nixlayer.closure.fleet_nix import Target, fleet_expr
 from nixlayer.errors import NixError, NixlayerError
 from nixlayer.fsutil import target_lock, write_files_atomically
-from nixlayer.nix import commands, nixlang
+from nixlayer.nix import commands
 from nixlayer.nix.buildfail import builder_line, failed_builder
 from nixlayer.nix.runner import Nix
 
@@ -48,22 +49,13 @@ DEFAULT_MAX_MEMORY_MB = 4096
 
 
 @dataclass(frozen=True)
-class Target:
-    """One system to evaluate and build: `attr` of the locked flake `flake`."""
-
-    name: str
-    flake: str
-    attr: tuple[str, ...]
-    out_link: Path
-
-
-@dataclass(frozen=True)
 class Evaluated:
     name: str
     drv_path: str | None = None
     out_path: str | None = None
     error: str | None = None
     cached: bool = False
+    shared: bool = False  # evaluated on another target's package set (fleet_nix.py)
 
 
 @dataclass(frozen=True)
@@ -81,25 +73,12 @@ class EvalStats:
     restarts_for_memory: int = 0
     peak_rss_mb: float = 0.0
     evaluated: int = 0
+    shared_pkgs: int = 0  # systems evaluated on another's package set
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def saw_rss(self, kb: int) -> None:
         with self._lock:
             self.peak_rss_mb = max(self.peak_rss_mb, kb / 1024)
-
-
-def fleet_expr(targets: Sequence[Target]) -> str:
-    """The expression one evaluator runs: every target in order, each result traced."""
-    vms = nixlang.value([{"name": t.name, "flake": t.flake, "attr": list(t.attr)} for t in targets])
-    return (
-        f"let vms = {vms};\n"
-        "  get = vm: builtins.foldl' (v: a: v.${a}) (builtins.getFlake vm.flake) vm.attr;\n"
-        '  one = vm: let t = get vm; in builtins.trace ("nixlayer-done " + builtins.toJSON'
-        " { inherit (vm) name; drv = t.drvPath; out = t.outPath; }) null;\n"
-        "in builtins.foldl' (acc: vm: builtins.seq"
-        ' (builtins.trace ("nixlayer-begin " + vm.name) null)'
-        " (builtins.seq (one vm) acc)) null vms\n"
-    )
 
 
 def _rss_kb(pid: int) -> tuple[int, int]:
@@ -143,7 +122,9 @@ def _one_evaluator(
                 current, other = line[len(BEGIN) :].rstrip("\n"), []
             elif line.startswith(DONE):
                 data = json.loads(line[len(DONE) :])
-                results[data["name"]] = Evaluated(data["name"], data["drv"], data["out"])
+                results[data["name"]] = Evaluated(
+                    data["name"], data["drv"], data["out"], shared=data.get("shared") is True
+                )
                 stats.evaluated += 1
                 current = None
                 if rss > budget_kb and len(results) < len(batch):
@@ -184,12 +165,31 @@ def evaluate(
         while batch:
             results, batch = _one_evaluator(batch, nix, budget_kb, stats)
             out.update(results)
+            # A target that failed lends its package set to no one: those that were
+            # to take it are evaluated alone (their failure is then their own).
+            failed = {t.flake for t in targets if t.name in results and results[t.name].error}
+            batch = [replace(t, pkgs_from=None) if t.pkgs_from in failed else t for t in batch]
 
-    shares = [list(targets[i :: max(1, workers)]) for i in range(max(1, workers))]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for f in [pool.submit(work, s) for s in shares if s]:
+        for f in [pool.submit(work, s) for s in _split(targets, max(1, workers)) if s]:
             f.result()
     return out
+
+
+def _split(targets: Sequence[Target], workers: int) -> list[list[Target]]:
+    """Targets dealt round-robin to `workers` evaluators; one that takes another's
+    package set goes to that one's evaluator."""
+    shares: list[list[Target]] = [[] for _ in range(workers)]
+    where: dict[str, int] = {}
+    dealt = 0
+    for t in targets:
+        if t.pkgs_from in where:
+            i = where[t.pkgs_from]
+        else:
+            i, dealt = dealt % workers, dealt + 1
+        shares[i].append(t)
+        where.setdefault(t.flake, i)
+    return shares
 
 
 def nar_hashes(dirs: Sequence[Path], nix: Nix) -> list[str]:
@@ -225,6 +225,8 @@ class EvalCache:
         if "narHash=" not in t.flake and "rev=" not in t.flake:
             return None  # not content-addressed: never cached
         raw = f"{t.flake}\0{'.'.join(t.attr)}\0{self.salt}"
+        if t.pkgs_from:  # what it evaluates on is read too
+            raw += f"\0{t.pkgs_from}\0{'.'.join(t.config)}"
         return hashlib.sha256(raw.encode()).hexdigest()
 
     def get(self, t: Target) -> Evaluated | None:
@@ -274,6 +276,7 @@ def build_targets(
             stats.evaluators,
             stats.peak_rss_mb,
         )
+    _tell_shared(todo, evaluated, stats)
     if cache:
         for t in todo:
             if t.name in evaluated:
@@ -309,6 +312,25 @@ def build_targets(
     for name, error in _link(linkable, nix).items():
         outcomes[name] = Outcome(name, None, error, False, False)
     return outcomes
+
+
+def _tell_shared(todo: Sequence[Target], evaluated: dict[str, Evaluated], stats: EvalStats) -> None:
+    """Count the systems evaluated on a lent package set; name those that were to be
+    and were not."""
+    for t in todo:
+        e = evaluated.get(t.name)
+        if t.pkgs_from is None or e is None or e.error:
+            continue
+        if e.shared:
+            stats.shared_pkgs += 1
+        else:
+            log.info(
+                "%s: evaluated on its own package set (its nixpkgs settings differ from"
+                " those of the VM it was to share with, or that VM failed)",
+                t.name,
+            )
+    if stats.shared_pkgs:
+        log.info("%d system(s) evaluated on a shared package set", stats.shared_pkgs)
 
 
 def _from_cache(

@@ -19,10 +19,11 @@ from nixlayer.closure.fleet_eval import (
     EvalCache,
     EvalStats,
     Outcome,
-    Target,
     build_targets,
     nar_hashes,
 )
+from nixlayer.closure.fleet_nix import Target
+from nixlayer.closure.fleet_pkgs import pkgs_leaders
 from nixlayer.errors import InputError, NixError, NixlayerError
 from nixlayer.fsutil import state_dir, target_lock
 from nixlayer.nix import commands
@@ -52,9 +53,11 @@ def shared_fleet_build(
     jobs: int = 1,
     max_mb: int | None = None,
     stats: EvalStats | None = None,
+    share_pkgs: bool = False,
 ) -> dict[str, VMOutcome]:
     """Build rendered, locked VMs: one evaluator, one build graph, same results
-    (out-links, VMOutcome) as one `nix build` per VM."""
+    (out-links, VMOutcome) as one `nix build` per VM. `share_pkgs`: VMs that would
+    instantiate nixpkgs identically take one package set (fleet_pkgs.py)."""
     from nixlayer.closure.fleet import VMOutcome
 
     names = list(planned)
@@ -70,11 +73,20 @@ def shared_fleet_build(
         hashes = dict(zip(names, nar_hashes([cdirs[n] for n in names], nix), strict=True))
     except NixlayerError as exc:
         return {n: outcome(n, "failed", error=_error_text(exc)) for n in names}
+    refs = {n: locked_path_ref(cdirs[n], hashes[n]) for n in names}
+    leaders = pkgs_leaders(planned) if share_pkgs else {}
     targets = []
     for n in names:
         attr = ("packages", planned[n].system, "toplevel")  # as render recorded it
         targets.append(
-            Target(n, locked_path_ref(cdirs[n], hashes[n]), attr, default_out_link(cdirs[n]))
+            Target(
+                n,
+                refs[n],
+                attr,
+                default_out_link(cdirs[n]),
+                config=("nixosConfigurations", planned[n].configuration),
+                pkgs_from=refs[leaders[n]] if n in leaders else None,
+            )
         )
     root = cdirs[names[0]].parent
     with contextlib.ExitStack() as held:
@@ -100,8 +112,7 @@ def shared_fleet_build(
         initrd = spec.initrd if spec else None
         if initrd is None:
             try:
-                ref = locked_path_ref(cdirs[n], hashes[n])
-                initrd = _evaluated_initrd(nix, ref, planned[n].configuration)
+                initrd = _evaluated_initrd(nix, refs[n], planned[n].configuration)
             except NixlayerError as exc:
                 out[n] = outcome(n, "failed", error=_error_text(exc))
                 continue

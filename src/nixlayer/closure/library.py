@@ -26,9 +26,15 @@ class Library:
     catalog: Catalog
 
 
-def resolve_library(raw: str, nix: Nix | None = None, catalog: Catalog | None = None) -> Library:
+def resolve_library(
+    raw: str,
+    nix: Nix | None = None,
+    catalog: Catalog | None = None,
+    fetched: dict[str, Path] | None = None,
+) -> Library:
     """Find the library's template and catalog. Local refs are read from disk; others
-    are fetched into the store with `nix flake metadata`."""
+    are fetched into the store with `nix flake metadata`, once per ref when the caller
+    keeps `fetched` (ref -> store path) across calls, as a fleet does."""
     ref, path = normalize_ref(raw)
     if path is not None:
         if not path.is_dir():
@@ -36,9 +42,13 @@ def resolve_library(raw: str, nix: Nix | None = None, catalog: Catalog | None = 
         if not (path / "flake.nix").is_file():
             raise InputError("library", f"{raw!r}: {path} has no flake.nix")
         source = path
+    elif fetched is not None and ref in fetched:
+        source = fetched[ref]
     else:
         meta = metadata.parse((nix or Nix()).run(commands.flake_metadata(ref)).stdout)
         source = Path(meta.path)
+        if fetched is not None:
+            fetched[ref] = source
     template_file = source / TEMPLATE_PATH
     if template_file.is_file():
         try:

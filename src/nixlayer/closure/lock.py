@@ -50,7 +50,16 @@ def read_lock(lock_file: Path) -> FlakeLock:
     return flakelock.read(lock_file) or flakelock.empty()
 
 
-def lock_unlocked(cdir: Path, *, update_library: bool, nix: Nix | None) -> LockResult:
+def lock_unlocked(
+    cdir: Path,
+    *,
+    update_library: bool,
+    nix: Nix | None,
+    hashes: dict[Path, str] | None = None,
+) -> LockResult:
+    """Lock `cdir` (the caller holds its lock). `hashes`: NAR hashes of pinned `path:`
+    directories already taken (path -> hash), kept across the VMs of a fleet so that
+    each library directory is hashed once."""
     nix = nix or Nix()
     manifest = read_manifest(cdir)
     lock_file = cdir / "flake.lock"
@@ -63,7 +72,7 @@ def lock_unlocked(cdir: Path, *, update_library: bool, nix: Nix | None) -> LockR
     if update_library:
         update += library_inputs
     else:
-        warnings += _stale_path_pins(old, library_inputs, nix)
+        warnings += _stale_path_pins(old, library_inputs, nix, {} if hashes is None else hashes)
     for w in warnings:
         log.warning("%s", w)
     nix.run(commands.flake_lock(f"path:{cdir}", update, nix.version().dialect))
@@ -92,7 +101,9 @@ def library_input_names(lock: FlakeLock, manifest: Manifest) -> list[str]:
     ]
 
 
-def _stale_path_pins(lock: FlakeLock, names: list[str], nix: Nix) -> list[str]:
+def _stale_path_pins(
+    lock: FlakeLock, names: list[str], nix: Nix, hashes: dict[Path, str]
+) -> list[str]:
     """Warnings for `path:` pins whose directory no longer has the pinned content."""
     out = []
     for name in names:
@@ -103,7 +114,9 @@ def _stale_path_pins(lock: FlakeLock, names: list[str], nix: Nix) -> list[str]:
         if not path.is_dir():
             out.append(f"input {name!r} is pinned to {path}, which no longer exists")
             continue
-        current = nix.run(commands.hash_path(path)).stdout.strip()
+        current = hashes.get(path)
+        if current is None:
+            current = hashes[path] = nix.run(commands.hash_path(path)).stdout.strip()
         if current != locked["narHash"]:
             out.append(
                 f"input {name!r} ({path}) changed on disk since it was pinned; Nix keeps "

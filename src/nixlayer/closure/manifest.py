@@ -40,6 +40,9 @@ class Manifest:
     overrides: tuple[OverrideInput, ...] = ()
     shares: dict[str, str] = field(default_factory=dict)  # mount -> tag, automatic ones included
     home_dir: str | None = None
+    # The library's nixosModules default.nix imports, "group.name" (profiles.devel,
+    # testSuites.ltp, mounts.shares); None in a manifest from before they were written.
+    modules: tuple[str, ...] | None = None
     version: int = VERSION
 
     @property
@@ -68,9 +71,15 @@ def read_manifest(cdir: Path) -> Manifest:
     try:
         if not isinstance(data, dict):
             raise TypeError("not an object")
+        modules = data.get("modules")
+        if modules is not None and not (
+            isinstance(modules, list) and all(isinstance(m, str) for m in modules)
+        ):
+            raise TypeError("modules: not a list of names")
         return Manifest(
-            **{k: v for k, v in data.items() if k != "overrides"},
+            **{k: v for k, v in data.items() if k not in ("overrides", "modules")},
             overrides=tuple(OverrideInput(**o) for o in data.get("overrides", ())),
+            modules=None if modules is None else tuple(modules),
         )
     except (ValueError, TypeError, AttributeError) as exc:
         raise InputError("config_dir", f"{path} is damaged ({exc}); render again") from None

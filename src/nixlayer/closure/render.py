@@ -11,7 +11,7 @@ from nixlayer.closure.catalog import Catalog
 from nixlayer.closure.flake_nix import override_input_name, override_type, render_flake
 from nixlayer.closure.library import resolve_library
 from nixlayer.closure.manifest import MANIFEST, Manifest, OverrideInput
-from nixlayer.closure.module_nix import render_module
+from nixlayer.closure.module_nix import library_modules, render_module
 from nixlayer.closure.paths import config_dir_for, config_root, prepare_root
 from nixlayer.closure.results import RenderResult
 from nixlayer.closure.spec import Override, VMSpec, resolve_spec
@@ -46,13 +46,15 @@ def plan_render(
     library: str | None = None,
     catalog: Catalog | None = None,
     nix: Nix | None = None,
+    fetched: dict[str, Path] | None = None,
 ) -> RenderResult:
-    """Everything render does except writing: the texts and where they go."""
+    """Everything render does except writing: the texts and where they go. `fetched`:
+    libraries already fetched (ref -> store path), shared by the VMs of a fleet."""
     config_dir = config_dir_for(config_root(root), spec.vm_name)
     ref = library or spec.library or os.environ.get("NIXLAYER_LIBRARY")
     if not ref:
         raise InputError("library", "no library: set `library` in the spec or pass --library REF")
-    lib = resolve_library(ref, nix=nix, catalog=spec.catalog or catalog)
+    lib = resolve_library(ref, nix=nix, catalog=spec.catalog or catalog, fetched=fetched)
     resolved = resolve_spec(spec, lib.catalog)
     overrides = tuple(_local_override(i, o) for i, o in enumerate(spec.overrides))
     flake_text = render_flake(
@@ -83,6 +85,7 @@ def plan_render(
         ),
         shares={mount: share.tag for mount, share in resolved.shares.items()},
         home_dir=resolved.home_dir,
+        modules=tuple(f"{group}.{name}" for group, name in library_modules(resolved)),
     )
     return RenderResult(
         config_dir=config_dir,
