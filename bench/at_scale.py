@@ -1,12 +1,15 @@
 """Performance at real scale, side by side in one run, on the scale stand-in.
 
-    python bench/at_scale.py [--sizes 1,5,20] [--runs 5] [--only eval,fleet,flake,build,switch,seed]
+    python bench/at_scale.py [--sizes 1,5,20] [--runs 5]
+                              [--only eval,fleet,fresh,flake,build,switch,seed]
 
 - eval:   one system of the scale stand-in (bench/scale/gen.py): wall, CPU, peak RSS;
 - fleet:  `nixlayer fleet build` of 1, 5 and 20 distinct VMs, the shared evaluator
           (--eval shared; with --share-pkgs, one package set for VMs alike) against
           one `nix build` process per VM (--eval per-vm):
           wall, peak RSS of any one process, per-extra-VM cost as a share of the first;
+- fresh:  a fleet of 1 and of 5 VMs on a nixpkgs nothing was built from (a new
+          revision), as after a nixpkgs bump: the first VM builds what all share;
 - flake:  a flake of 20 nixosConfigurations (seed 001's machines/ layout):
           `fleet build --flake` against 20 `nix build` processes and against one
           `nix build` of all 20 installables;
@@ -112,7 +115,32 @@ DESIGNS = {
     "shared": ["--eval", "shared"],
     "shared+pkgs": ["--eval", "shared", "--share-pkgs"],
     "per-vm": ["--eval", "per-vm"],
+    # Two evaluators side by side (nix-eval-jobs' --workers): wall time, on 2 cores.
+    "shared -j2": ["--eval", "shared", "--jobs", "2"],
 }
+
+
+def bench_fresh(work: Path, budget: int, n: int = 5) -> None:
+    """A fleet on a nixpkgs nothing has been built from (a new revision of the stand-in,
+    as after a nixpkgs bump): the first VM builds what every VM shares."""
+    print(f"\n== fleet build on a fresh nixpkgs (nothing built yet): 1 VM vs {n} VMs, shared")
+    rows = []
+    for count in (1, n):
+        rev = f"fresh-{uuid.uuid4().hex[:8]}"
+        here = work / rev
+        here.mkdir()
+        scale = here / "nixpkgs"
+        gen.generate(scale, gen.SIZES["full"], rev)
+        lib = library_on(scale, here)
+        fleet = fleet_file(here, lib, rev, count)
+        rows.append(measured([NIXLAYER, "fleet", "build", str(fleet), "--root", str(here / "r"),
+                              "--max-memory", str(budget), "-q"]))  # fmt: skip
+        shutil.rmtree(scale)
+    (w1, c1, r1), (wn, cn, rn) = rows
+    pw, pc = (wn - w1) / (n - 1), (cn - c1) / (n - 1)
+    print(f"  1 VM: wall {w1:.1f} s, CPU {c1:.1f} s, peak RSS {r1:.0f} MiB; {n} VMs: wall "
+          f"{wn:.1f} s, CPU {cn:.1f} s, peak RSS {rn:.0f} MiB; per extra VM {pw:.2f} s = "
+          f"{pw / w1:.0%} wall, {pc:.2f} s = {pc / c1:.0%} CPU")  # fmt: skip
 
 
 def bench_fleet(work: Path, lib: Path, sizes: list[int], budget: int) -> None:
@@ -336,7 +364,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,5,20")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--budget", type=int, default=2048, help="evaluator memory budget, MiB")
-    parser.add_argument("--only", default="eval,fleet,flake,build,switch,seed")
+    parser.add_argument("--only", default="eval,fleet,fresh,flake,build,switch,seed")
     args = parser.parse_args()
     only = set(args.only.split(","))
     work = Path(tempfile.mkdtemp(prefix="nixlayer-scale-bench-"))
@@ -358,6 +386,8 @@ def main() -> None:
         bench_eval(work, lib)
     if "fleet" in only:
         bench_fleet(work, lib, sizes, args.budget)
+    if "fresh" in only:
+        bench_fresh(work, args.budget)
     if "flake" in only:
         bench_flake(work, scale, max(sizes), args.budget)
     if "build" in only:
