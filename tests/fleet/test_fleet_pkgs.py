@@ -131,3 +131,41 @@ def test_share_pkgs_needs_the_shared_evaluator_of_a_fleet_file(tmp_path: Path) -
     proc = cli("fleet", "build", "--flake", ".", "--share-pkgs", "--root", str(tmp_path))
     assert proc.returncode == 2 and "--share-pkgs" in proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+# A library module that gives one VM a package set of its own (nixpkgs.pkgs).
+OWN_PKGS = """{ config, lib, inputs, ... }:
+{
+  nixpkgs.pkgs = lib.mkIf (config.networking.hostName == "own") (import inputs.nixpkgs {
+    system = "x86_64-linux";
+    overlays = [ inputs.nixos-flake.overlays.default (final: prev: { fio = prev.hello; }) ];
+  });
+}
+"""
+
+
+def test_a_vm_with_its_own_package_set_is_evaluated_alone(
+    own_stand_in: StandIn, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lib, key = own_stand_in.library, uuid.uuid4().hex
+    (lib / "modules/own-pkgs.nix").write_text(OWN_PKGS)
+    user = lib / "modules/user.nix"
+    user.write_text(
+        user.read_text().replace("./user-options.nix ]", "./user-options.nix ./own-pkgs.nix ]")
+    )
+    assert "own-pkgs" in user.read_text()
+
+    def entry(name: str) -> FleetEntry:
+        spec = {"vm_name": name, "library": str(lib), "profiles": ["devel"],
+                "test_suites": ["fstests"], "ssh_keys": [ssh_key(key)]}  # fmt: skip
+        return FleetEntry(name=name, spec=VMSpec.model_validate(spec))
+
+    caplog.set_level("INFO", logger="nixlayer")
+    lead, own = fleet_build([entry("lead"), entry("own")], root=tmp_path / "r", share_pkgs=True)
+    assert (lead.status, own.status) == ("built", "built"), (lead.error, own.error)
+    assert "own: evaluated on its own package set" in caplog.text
+    assert _fio(lead.toplevel).startswith("fio-")
+    # Its own package set made it: fio is hello there.
+    record = json.loads((Path(own.toplevel or "") / "configuration.json").read_text())
+    pnames = {p["pname"] for p in record["systemPackages"]}
+    assert "fio" not in pnames and "hello" in pnames, pnames

@@ -39,7 +39,10 @@ class Target:
 _OWN = "own = vm: { t = at flakes.${vm.flake} vm.attr; shared = false; };\n"
 _SHARED = """\
   np = c: c.config.nixpkgs;
-  alone = c: (np c).config or { } == { } && !(c.options.nixpkgs.pkgs.isDefined or false);
+  # Its own nixpkgs.pkgs: undefined throws in NixOS (no default), null in the stand-ins;
+  # `options.*.isDefined` would not do, a default counts as a definition there.
+  ownPkgs = c: let r = builtins.tryEval ((np c).pkgs or null); in r.success && r.value != null;
+  alone = c: (np c).config or { } == { } && !(ownPkgs c);
   lent = vm:
     let
       c = at flakes.${vm.flake} vm.config;
