@@ -225,3 +225,17 @@ def test_fleet_progress_on_a_terminal(stand_in: StandIn, tmp_path: Path) -> None
     )
     assert code == 0, screen
     assert "fleet: " in screen and "done" in screen
+
+
+def test_an_invalid_vm_is_logged_as_invalid_not_built(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from nixlayer.closure.fleet import fleet_build
+    from nixlayer.closure.fleetspec import FleetEntry
+
+    caplog.set_level("INFO", logger="nixlayer")
+    (out,) = fleet_build([FleetEntry("bad vm", None, "vm_name: not a host name")],
+                         root=tmp_path / "r")  # fmt: skip
+    assert out.status == "invalid"
+    assert "bad vm: invalid: vm_name: not a host name" in caplog.text
+    assert "built" not in caplog.text

@@ -104,8 +104,10 @@ class _Fleet:
             self.outcomes[outcome.vm_name] = outcome
         if failure is not None:
             log.warning("%s: %s", outcome.vm_name, failure.summary)
-        else:
+        elif outcome.status == "built":
             log.info("%s: built %s", outcome.vm_name, outcome.toplevel)
+        else:
+            log.warning("%s: %s: %s", outcome.vm_name, outcome.status, outcome.error)
         self.event(outcome.vm_name, outcome.status, outcome.error)
 
     def fail(self, name: str, status: Status, failure: Failure) -> None:
