@@ -116,7 +116,7 @@ DESIGNS = {
     "shared+pkgs": ["--eval", "shared", "--share-pkgs"],
     "per-vm": ["--eval", "per-vm"],
     # Two evaluators side by side (nix-eval-jobs' --workers): wall time, on 2 cores.
-    "shared -j2": ["--eval", "shared", "--jobs", "2"],
+    "shared-j2": ["--eval", "shared", "--jobs", "2"],
 }
 
 
