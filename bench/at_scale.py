@@ -1,9 +1,10 @@
 """Performance at real scale, side by side in one run, on the scale stand-in.
 
     python bench/at_scale.py [--sizes 1,5,20] [--runs 5]
-                              [--only eval,fleet,fresh,flake,build,switch,seed]
+                              [--only eval,stats,fleet,fresh,flake,build,switch,seed]
 
 - eval:   one system of the scale stand-in (bench/scale/gen.py): wall, CPU, peak RSS;
+- stats:  Nix's own counters for one evaluation of 1 and of 5 systems;
 - fleet:  `nixlayer fleet build` of 1, 5 and 20 distinct VMs, the shared evaluator
           (--eval shared; with --share-pkgs, one package set for VMs alike) against
           one `nix build` process per VM (--eval per-vm):
@@ -205,6 +206,27 @@ def machines_flake(work: Path, scale: Path, n: int) -> Path:
     return flake
 
 
+def bench_stats(work: Path, scale: Path, n: int = 5) -> None:
+    """What one evaluator does for n systems against one: Nix's own counters."""
+    print(f"\n== one nix eval of 1 and of {n} systems' toplevels (NIX_SHOW_STATS)")
+    apply = ("cs: builtins.foldl' (a: n: builtins.seq cs.${n}.config.system.build.toplevel"
+             ".drvPath a) 0 (builtins.attrNames cs)")  # fmt: skip
+    got = []
+    for count in (1, n):
+        flake = machines_flake(work, scale, count)
+        stats = work / f"stats-{count}.json"
+        env = {**os.environ, "NIX_SHOW_STATS": "1", "NIX_SHOW_STATS_PATH": str(stats)}
+        _, cpu, rss = measured(["nix", "eval", f"path:{flake}#nixosConfigurations",
+                                   "--apply", apply, "--option", "eval-cache", "false"],
+                                  env)  # fmt: skip
+        data = json.loads(stats.read_text())
+        got.append((cpu, rss, data["nrFunctionCalls"], data["nrThunks"], data["gc"]["totalBytes"]))
+    (c1, r1, f1, t1, b1), (cn, rn, fn, tn, bn) = got
+    print(f"  {n} systems / 1: function calls {fn / f1:.2f}x, thunks {tn / t1:.2f}x, bytes "
+          f"allocated {bn / b1:.2f}x, CPU {cn / c1:.2f}x ({c1:.2f} s -> {cn:.2f} s), "
+          f"peak RSS {r1:.0f} -> {rn:.0f} MiB")  # fmt: skip
+
+
 def bench_flake(work: Path, scale: Path, n: int, budget: int) -> None:
     print(f"\n== a flake of {n} nixosConfigurations")
     attr = "config.system.build.toplevel"
@@ -364,7 +386,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,5,20")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--budget", type=int, default=2048, help="evaluator memory budget, MiB")
-    parser.add_argument("--only", default="eval,fleet,fresh,flake,build,switch,seed")
+    parser.add_argument("--only", default="eval,stats,fleet,fresh,flake,build,switch,seed")
     args = parser.parse_args()
     only = set(args.only.split(","))
     work = Path(tempfile.mkdtemp(prefix="nixlayer-scale-bench-"))
@@ -386,6 +408,8 @@ def main() -> None:
         bench_eval(work, lib)
     if "fleet" in only:
         bench_fleet(work, lib, sizes, args.budget)
+    if "stats" in only:
+        bench_stats(work, scale)
     if "fresh" in only:
         bench_fresh(work, args.budget)
     if "flake" in only:
