@@ -351,8 +351,14 @@ def bench_switch(work: Path, runs: int) -> None:
     assert tops[0] != tops[1], tops
     print(f"{'':<9} {'raw wall':>9} {'CPU':>7} {'nixlayer wall':>14} {'CPU':>7}  "
           "ratio wall/CPU  overhead wall/CPU")  # fmt: skip
-    for label, before in (("warm", lambda: None), ("changed", lambda: bump(lay.job))):
-        pairs = alternating(raw, ours, runs, env, before)
+    # nixlayer also prints the closure diff: Nix's own is `nix store diff-closures`.
+    diff = f'nix store diff-closures {shlex.quote(str(lay.current))} "$0" >/dev/null'
+    diffing = ["sh", "-c", f'{shlex.join(build)} >/dev/null && {diff} && '
+               '"$0"/bin/switch-to-configuration dry-activate', str(link)]  # fmt: skip
+    rows = (("warm", raw, lambda: None), ("changed", raw, lambda: bump(lay.job)),
+            ("+diff", diffing, lambda: bump(lay.job)))  # fmt: skip
+    for label, raw_side, before in rows:
+        pairs = alternating(raw_side, ours, runs, env, before)
         rw, rc, ow, oc = (statistics.median(column) for column in zip(*pairs, strict=True))
         # Of each pair, run back to back: steadier than two medians on a shared machine.
         ratio = [statistics.median(p[k + 2] / p[k] for p in pairs) for k in (0, 1)]
@@ -364,6 +370,8 @@ def bench_switch(work: Path, runs: int) -> None:
     print("  sides: medians; ratio and overhead: medians over the back-to-back pairs;")
     print("  warm: the job unchanged (Nix's eval cache answers); changed: a new value in a")
     print("  file the job reads before every run of either side (both evaluate and build).")
+    print("  +diff: changed, and the raw side also runs nix store diff-closures (nixlayer's")
+    print("  switch prints the closure diff of the running and the new system).")
 
 
 def bench_seed(work: Path, runs: int) -> None:
