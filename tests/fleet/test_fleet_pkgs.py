@@ -169,3 +169,49 @@ def test_a_vm_with_its_own_package_set_is_evaluated_alone(
     record = json.loads((Path(own.toplevel or "") / "configuration.json").read_text())
     pnames = {p["pname"] for p in record["systemPackages"]}
     assert "fio" not in pnames and "hello" in pnames, pnames
+
+
+# A library option whose overlay (always one) depends on it: a catalog that gates a
+# profile on it changes the package set, and the module list does not show it.
+FANCY = """{ config, lib, ... }:
+{
+  options.nixos-flake.fancy.enable = lib.mkEnableOption "fancy";
+  config.nixpkgs.overlays = [
+    (final: prev: if config.nixos-flake.fancy.enable then { fio = prev.hello; } else { })
+  ];
+}
+"""
+
+
+def test_vms_whose_gates_differ_do_not_share(
+    own_stand_in: StandIn, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two VMs import the same modules, but one's catalog (spec `catalog`) gates its
+    devel profile on an option and the other's does not: the gate is a line of
+    default.nix that decides an overlay's content, so they must not share a package set."""
+    from nixlayer.closure.catalog import NIXOS_FLAKE_CATALOG
+
+    lib, key = own_stand_in.library, uuid.uuid4().hex
+    (lib / "modules/fancy.nix").write_text(FANCY)
+    user = lib / "modules/user.nix"
+    user.write_text(
+        user.read_text().replace("./user-options.nix ]", "./user-options.nix ./fancy.nix ]")
+    )
+    assert "fancy" in user.read_text()
+    gated = NIXOS_FLAKE_CATALOG.model_dump(mode="json")
+    gated["gates"] = {**gated["gates"], "devel": "nixos-flake.fancy.enable"}
+
+    def entry(name: str, **extra: Any) -> FleetEntry:
+        spec = {"vm_name": name, "library": str(lib), "profiles": ["devel"],
+                "test_suites": ["fstests"], "ssh_keys": [ssh_key(key)], **extra}  # fmt: skip
+        return FleetEntry(name=name, spec=VMSpec.model_validate(spec))
+
+    entries = [entry("plain"), entry("gated", catalog=gated)]
+    alone = fleet_build(entries, root=tmp_path / "alone")
+    shared = fleet_build(entries, root=tmp_path / "shared", share_pkgs=True)
+    assert [o.status for o in alone + shared] == ["built"] * 4, [o.error for o in shared]
+    assert _fio(alone[0].toplevel).startswith("fio-")
+    for a, s in zip(alone, shared, strict=True):
+        assert _evaluated(tmp_path / "alone", a.toplevel or "") == _evaluated(
+            tmp_path / "shared", s.toplevel or ""
+        ), a.vm_name

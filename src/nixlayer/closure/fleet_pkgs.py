@@ -13,7 +13,9 @@ VMs share when they agree on all of
 - the source overrides (package, attributes, and the locked source), which
   default.nix turns into an overlay;
 - the library modules default.nix imports (profiles, test suites, the shares
-  module), the only other place an overlay or `nixpkgs.config` can come from.
+  module), the only other place an overlay or `nixpkgs.config` can come from,
+  and the gate options it sets for them (a spec's own catalog may gate another
+  way; what a module's overlay does may depend on its gate).
 
 What this cannot see: a library module that sets `nixpkgs.overlays` or
 `nixpkgs.config` differently per VM from a per-VM value (host name, user,

@@ -41,7 +41,8 @@ class Manifest:
     shares: dict[str, str] = field(default_factory=dict)  # mount -> tag, automatic ones included
     home_dir: str | None = None
     # The library's nixosModules default.nix imports, "group.name" (profiles.devel,
-    # testSuites.ltp, mounts.shares); None in a manifest from before they were written.
+    # testSuites.ltp, mounts.shares), then the options it sets for gated profiles
+    # ("gate:nixos-flake.monitoring.enable"); None in a manifest from before they were written.
     modules: tuple[str, ...] | None = None
     version: int = VERSION
 

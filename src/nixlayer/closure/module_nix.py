@@ -19,6 +19,13 @@ def library_modules(resolved: ResolvedSpec) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def library_gates(resolved: ResolvedSpec) -> tuple[str, ...]:
+    """The options default.nix sets to true for its gated profiles, in order: part of
+    what the library's modules do (an overlay may depend on one)."""
+    gates = (resolved.catalog.gates.get(p) for p in resolved.profiles)
+    return tuple(g for g in gates if g)
+
+
 def render_module(resolved: ResolvedSpec) -> str:
     spec, cat = resolved.spec, resolved.catalog
     lib_arg = cat.library_input
@@ -54,10 +61,8 @@ def render_module(resolved: ResolvedSpec) -> str:
         # (/root) at normal priority.
         home = nixlang.string(resolved.home_dir)
         out.append(f"  users.users.root.home = lib.mkForce {home};")
-    for profile in resolved.profiles:
-        gate = cat.gates.get(profile)
-        if gate:
-            out.append(f"  {nixlang.attr_path(*gate.split('.'))} = true;")
+    for gate in library_gates(resolved):
+        out.append(f"  {nixlang.attr_path(*gate.split('.'))} = true;")
 
     if spec.ssh_keys:
         keys = nixlang.value(list(spec.ssh_keys), indent=1)

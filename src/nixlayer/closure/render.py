@@ -11,7 +11,7 @@ from nixlayer.closure.catalog import Catalog
 from nixlayer.closure.flake_nix import override_input_name, override_type, render_flake
 from nixlayer.closure.library import resolve_library
 from nixlayer.closure.manifest import MANIFEST, Manifest, OverrideInput
-from nixlayer.closure.module_nix import library_modules, render_module
+from nixlayer.closure.module_nix import library_gates, library_modules, render_module
 from nixlayer.closure.paths import config_dir_for, config_root, prepare_root
 from nixlayer.closure.results import RenderResult
 from nixlayer.closure.spec import Override, VMSpec, resolve_spec
@@ -85,7 +85,9 @@ def plan_render(
         ),
         shares={mount: share.tag for mount, share in resolved.shares.items()},
         home_dir=resolved.home_dir,
-        modules=tuple(f"{group}.{name}" for group, name in library_modules(resolved)),
+        # The gates default.nix sets decide what those modules do: `gate:<option>`.
+        modules=tuple(f"{group}.{name}" for group, name in library_modules(resolved))
+        + tuple(f"gate:{gate}" for gate in library_gates(resolved)),
     )
     return RenderResult(
         config_dir=config_dir,
