@@ -265,3 +265,18 @@ def test_two_evaluators_a_borrower_goes_with_its_lender(tmp_path: Path) -> None:
         fleet_expr([by_name[n] for n in "abyc"]),
         fleet_expr([by_name["x"]]),
     }
+
+
+def test_an_invalid_vms_name_cannot_forge_lines_or_drive_the_terminal(tmp_path: Path) -> None:
+    """A fleet file's key (or spec file name) with a newline or ESC in it: the invalid
+    VM is reported (table, progress, log) on one line, its control characters escaped."""
+    from tests.helpers import cli
+
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text('vms:\n  "bad\\nfake: built /nix/store/x\\e[2J":\n    profiles: [devel]\n')
+    proc = cli("fleet", "build", str(fleet), "--root", str(tmp_path / "root"))
+    assert proc.returncode == 1, proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "\x1b" not in out
+    assert not any(line.startswith("fake:") for line in out.splitlines()), out
+    assert "bad\\nfake: built /nix/store/x\\x1b[2J" in out

@@ -22,18 +22,30 @@ class FleetEntry:
     error: str | None = None
 
 
+def shown(text: str) -> str:
+    """`text` with its control characters escaped (a name from a fleet file's key or a
+    file name is reported in the table, the progress and the log: a newline or ESC
+    there must neither split the line nor drive the terminal). A valid VM name is
+    unchanged; an escaped invalid one stays invalid."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _entry(name: str, data: Any, defaults: dict[str, Any], where: str, base: Path) -> FleetEntry:
     from nixlayer.closure.specfile import resolve_relative, validate_spec
 
+    label, where = shown(name), shown(where)
     if not isinstance(data, dict):
-        return FleetEntry(name, None, f"{where}: expected a mapping of spec fields")
+        return FleetEntry(label, None, f"{where}: expected a mapping of spec fields")
     if "vm_name" in data and data["vm_name"] != name:
-        return FleetEntry(name, None, f"{where}: vm_name {data['vm_name']!r} differs from {name!r}")
+        differs = f"vm_name {data['vm_name']!r} differs from {name!r}"
+        return FleetEntry(label, None, f"{where}: {differs}")
     own = resolve_relative(data, base)
     try:
         return FleetEntry(name, validate_spec({**defaults, **own, "vm_name": name}))
     except InputError as exc:
-        return FleetEntry(name, None, f"{where}: {exc}")
+        return FleetEntry(label, None, f"{where}: {shown(str(exc))}")
 
 
 def _read(path: Path) -> Any:
@@ -67,7 +79,7 @@ def load_fleet(path: Path | str) -> list[FleetEntry]:
             try:
                 data = _read(f)
             except InputError as exc:
-                entries.append(FleetEntry(f.stem, None, exc.message))
+                entries.append(FleetEntry(shown(f.stem), None, shown(exc.message)))
                 continue
             entries.append(_entry(f.stem, data, defaults, f.name, p.absolute()))
     else:
