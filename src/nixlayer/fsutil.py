@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -26,9 +27,8 @@ def write_files_atomically(files: Mapping[Path, str]) -> tuple[Path, ...]:
     try:
         for path, text in files.items():
             data = text.encode()
-            with contextlib.suppress(FileNotFoundError):
-                if path.read_bytes() == data:
-                    continue
+            if _holds(path, data):
+                continue
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             staged.append((path, tmp))
@@ -47,6 +47,23 @@ def write_files_atomically(files: Mapping[Path, str]) -> tuple[Path, ...]:
     if staged:
         _fsync_dir(staged[0][0].parent)
     return tuple(path for path, _ in staged)
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether `path` is a regular file holding exactly `data`. A symlink, a FIFO or a
+    device planted in its place is never followed, waited on or read: it is replaced."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False  # missing, a symlink (ELOOP) or unreadable: written anew
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != len(data):
+            return False
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(len(data) + 1) == data
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -170,3 +170,23 @@ def test_fstests_and_home_shares_are_added(monkeypatch: pytest.MonkeyPatch) -> N
     assert mine.shares["/h"].tag == "myhome"
     with pytest.raises(InputError, match=r"tag 'fstests' is taken by the fstests suite's share"):
         resolve_spec(VMSpec(vm_name="vm", shares={"/x": {"tag": "fstests"}}))
+
+
+@pytest.mark.parametrize("planted", ["dev-zero", "fifo", "outside"])
+def test_a_planted_file_is_replaced_never_read_through(tmp_path: Path, planted: str) -> None:
+    """A symlink to /dev/zero or to a file outside, or a FIFO, where a lock file is
+    about to be written: the old content is never read through it (which hung on the
+    FIFO and /dev/zero), and the link itself is replaced."""
+    target = tmp_path / "vm" / "flake.lock"
+    target.parent.mkdir()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep\n")
+    if planted == "fifo":
+        os.mkfifo(target)
+    else:
+        os.symlink("/dev/zero" if planted == "dev-zero" else outside, target)
+    assert write_files_atomically({target: "new\n"}) == (target,)
+    assert not target.is_symlink() and target.read_text() == "new\n"
+    assert outside.read_text() == "keep\n"
+    # The same content again is recognised and left alone.
+    assert write_files_atomically({target: "new\n"}) == ()
