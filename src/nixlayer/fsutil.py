@@ -27,7 +27,7 @@ def write_files_atomically(files: Mapping[Path, str]) -> tuple[Path, ...]:
     try:
         for path, text in files.items():
             data = text.encode()
-            if _holds(path, data):
+            if holds(path, data):
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -49,7 +49,7 @@ def write_files_atomically(files: Mapping[Path, str]) -> tuple[Path, ...]:
     return tuple(path for path, _ in staged)
 
 
-def _holds(path: Path, data: bytes) -> bool:
+def holds(path: Path, data: bytes) -> bool:
     """Whether `path` is a regular file holding exactly `data`. A symlink, a FIFO or a
     device planted in its place is never followed, waited on or read: it is replaced."""
     try:

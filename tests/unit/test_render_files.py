@@ -190,3 +190,17 @@ def test_a_planted_file_is_replaced_never_read_through(tmp_path: Path, planted: 
     assert outside.read_text() == "keep\n"
     # The same content again is recognised and left alone.
     assert write_files_atomically({target: "new\n"}) == ()
+
+
+def test_install_replaces_a_planted_fifo_without_waiting_on_it(tmp_path: Path) -> None:
+    from nixlayer.closure.configdir import install
+
+    cdir = tmp_path / "root" / "vm"
+    cdir.mkdir(parents=True)
+    os.mkfifo(cdir / "default.nix")  # where render's file goes: reading it blocked
+    assert install(cdir, {"default.nix": "{ }\n", "flake.nix": "{ }\n"}) == (
+        "default.nix",
+        "flake.nix",
+    )
+    assert (cdir / "default.nix").read_text() == "{ }\n"
+    assert install(cdir, {"default.nix": "{ }\n", "flake.nix": "{ }\n"}) == ()

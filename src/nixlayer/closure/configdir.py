@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nixlayer.fsutil import state_dir
+from nixlayer.fsutil import holds, state_dir
 
 log = logging.getLogger("nixlayer")
 
@@ -44,7 +44,7 @@ def install(cdir: Path, files: Mapping[str, str]) -> tuple[str, ...]:
     """Make `cdir` hold exactly `files` (plus flake.lock and user files); return
     the names whose content changed (nothing is touched when none did)."""
     _recover(cdir)
-    changed = tuple(name for name, text in files.items() if _content(cdir / name) != text.encode())
+    changed = tuple(name for name, text in files.items() if not holds(cdir / name, text.encode()))
     if not changed and cdir.is_dir():
         return ()
     stage = staging_root(cdir) / f"{cdir.name}.{secrets.token_hex(4)}"
@@ -70,13 +70,6 @@ def install(cdir: Path, files: Mapping[str, str]) -> tuple[str, ...]:
         # Success or not, the stage goes; user files it holds go back first.
         _recover(cdir)
     return changed
-
-
-def _content(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
 
 
 def _write(path: Path, data: bytes) -> None:
