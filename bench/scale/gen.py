@@ -315,6 +315,8 @@ def generate(out: Path, size: Size, revision: str, seed: int = 15) -> bool:  # n
         "# generated\n[\n" + "\n".join(f"  {p}" for p in paths) + "\n]\n"
     )
 
+    # The fixture's outputs, as they are: the scale tree has the same layout behind them.
+    files["flake.nix"] = (FIXTURE / "flake.nix").read_text()
     files["default.nix"] = (FIXTURE / "default.nix").read_text()
 
     for rel, text in files.items():

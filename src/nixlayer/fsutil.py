@@ -95,11 +95,16 @@ def target_lock(root: Path, name: str) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another nixlayer run on %s (%s)", name, path)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        flock_exclusive(fd, f"waiting for another nixlayer run on {name} ({path})")
         yield
     finally:
         os.close(fd)
+
+
+def flock_exclusive(fd: int, waiting: str) -> None:
+    """Take an exclusive flock(2) on `fd`, saying `waiting` when another holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("%s", waiting)
+        fcntl.flock(fd, fcntl.LOCK_EX)

@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
-import logging
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 from nixlayer.errors import GuardRefusedError
-from nixlayer.fsutil import STATE_DIR, lock_path, state_dir
+from nixlayer.fsutil import STATE_DIR, flock_exclusive, lock_path, state_dir
 from nixlayer.runner_store.safefs import UnsafePathError, open_dir, open_root
-
-log = logging.getLogger("nixlayer")
 
 
 def _subdir(parent: int, name: str, shown: Path) -> int:
@@ -67,11 +63,7 @@ def seed_lock(d: Path, state_fd: int) -> Iterator[None]:
     finally:
         os.close(locks)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another seed of %s (%s)", d, path)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        flock_exclusive(fd, f"waiting for another seed of {d} ({path})")
         yield
     finally:
         os.close(fd)
