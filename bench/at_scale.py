@@ -267,18 +267,9 @@ def bench_flake(work: Path, scale: Path, n: int, budget: int) -> None:
               f"  ({per_vm[0] / wall:.2f}x faster than one per VM)")  # fmt: skip
 
 
-def side_by_side(raw: list[str], ours: list[str], runs: int, env: dict[str, str] | None = None
-                 ) -> tuple[float, float]:  # fmt: skip
-    measured(raw, env), measured(ours, env)
-    a, b = [], []
-    for _ in range(runs):
-        a.append(measured(raw, env)[0])
-        b.append(measured(ours, env)[0])
-    return statistics.median(a), statistics.median(b)
-
-
 def bench_build(work: Path, lib: Path, runs: int) -> None:
-    print(f"\n== nixlayer build vs nix build (eval-cache off, so both evaluate; median of {runs})")
+    print(f"\n== nixlayer build vs nix build (eval-cache off, so both evaluate; {runs} pairs, "
+          "alternating)")  # fmt: skip
     fleet = fleet_file(work, lib, "b", 1)
     subprocess.run([NIXLAYER, "fleet", "build", str(fleet), "--root", str(work / "b"), "-q"],
                    check=True, stdout=subprocess.DEVNULL)  # fmt: skip
@@ -287,9 +278,8 @@ def bench_build(work: Path, lib: Path, runs: int) -> None:
     raw = ["nix", "build", f"path:{cdir}#packages.x86_64-linux.toplevel", "--json",
            "--out-link", str(work / "raw-result"), *opts]  # fmt: skip
     ours = [NIXLAYER, "build", str(cdir), "--json", "-q", *opts]
-    ta, tb = side_by_side(raw, ours, runs)
-    print(f"  nix build {ta:.3f} s   nixlayer build {tb:.3f} s   ratio {tb / ta:.3f}x "
-          f"(target <= 1.05x), overhead {(tb - ta) * 1000:.0f} ms")  # fmt: skip
+    print(HEADER)
+    print_pairs("build", alternating(raw, ours, runs, dict(os.environ), lambda: None))
 
 
 def bump(job: Path) -> None:
@@ -315,9 +305,24 @@ def alternating(raw: list[str], ours: list[str], runs: int, env: dict[str, str],
     return pairs
 
 
+HEADER = (f"{'':<9} {'raw wall':>9} {'CPU':>7} {'nixlayer wall':>14} {'CPU':>7}  "
+          "ratio wall/CPU     overhead wall/CPU")  # fmt: skip
+
+
+def print_pairs(label: str, pairs: list[tuple[float, float, float, float]]) -> None:
+    """Medians of each side, and ratio and overhead as medians over the back-to-back
+    pairs (steadier than two medians on a shared machine), wall and CPU."""
+    rw, rc, ow, oc = (statistics.median(column) for column in zip(*pairs, strict=True))
+    ratio = [statistics.median(p[k + 2] / p[k] for p in pairs) for k in (0, 1)]
+    extra = [statistics.median(p[k + 2] - p[k] for p in pairs) * 1e3 for k in (0, 1)]
+    sides = f"{rw:8.3f}s {rc:6.3f}s {ow:13.3f}s {oc:6.3f}s"
+    print(f"{label:<9} {sides}  {ratio[0]:5.3f}x/{ratio[1]:5.3f}x  "
+          f"{extra[0]:5.0f}/{extra[1]:4.0f} ms")  # fmt: skip
+
+
 def bench_switch(work: Path, runs: int) -> None:
     print(f"\n== nixlayer switch --action dry-activate vs the raw commands it wraps "
-          f"(median of {runs}, alternating)")  # fmt: skip
+          f"({runs} pairs, alternating)")  # fmt: skip
     import tests.layer.conftest as layer
 
     fixtures = work / "switch-fixtures"
@@ -352,29 +357,37 @@ def bench_switch(work: Path, runs: int) -> None:
         bump(lay.job)
         tops.append(json.loads(subprocess.check_output(build, env=env))[0]["outputs"]["out"])
     assert tops[0] != tops[1], tops
-    print(f"{'':<9} {'raw wall':>9} {'CPU':>7} {'nixlayer wall':>14} {'CPU':>7}  "
-          "ratio wall/CPU  overhead wall/CPU")  # fmt: skip
+    print(HEADER)
     # nixlayer also prints the closure diff: Nix's own is `nix store diff-closures`.
     diff = f'nix store diff-closures {shlex.quote(str(lay.current))} "$0" >/dev/null'
     diffing = ["sh", "-c", f'{shlex.join(build)} >/dev/null && {diff} && '
                '"$0"/bin/switch-to-configuration dry-activate', str(link)]  # fmt: skip
-    rows = (("warm", raw, lambda: None), ("changed", raw, lambda: bump(lay.job)),
-            ("+diff", diffing, lambda: bump(lay.job)))  # fmt: skip
+    # The Nix commands nixlayer's switch runs (`-v` logs each), one after another: the
+    # job's metadata over the base, the build, Nix's version, the closure of each system,
+    # then switch-to-configuration.
+    probe = ["nix", "flake", "metadata", "--json", f"path:{lay.job}", "--no-write-lock-file",
+             "--override-input", "base", f"path:{lay.base}"]  # fmt: skip
+    closures = [f"nix path-info --json --recursive {shlex.quote(str(lay.current.resolve()))}",
+                'nix path-info --json --recursive "$(readlink -f "$0")"']  # fmt: skip
+    same = ["sh", "-c", f"{shlex.join(probe)} >/dev/null && {shlex.join(build)} >/dev/null && "
+            f"nix --version >/dev/null && {closures[0]} >/dev/null && {closures[1]} >/dev/null "
+            '&& "$0"/bin/switch-to-configuration dry-activate', str(link)]  # fmt: skip
+    rows = (
+        ("warm", raw, lambda: None),
+        ("changed", raw, lambda: bump(lay.job)),
+        ("+diff", diffing, lambda: bump(lay.job)),
+        ("same", same, lambda: bump(lay.job)),
+    )
     for label, raw_side, before in rows:
-        pairs = alternating(raw_side, ours, runs, env, before)
-        rw, rc, ow, oc = (statistics.median(column) for column in zip(*pairs, strict=True))
-        # Of each pair, run back to back: steadier than two medians on a shared machine.
-        ratio = [statistics.median(p[k + 2] / p[k] for p in pairs) for k in (0, 1)]
-        extra = [statistics.median(p[k + 2] - p[k] for p in pairs) * 1e3 for k in (0, 1)]
-        sides = f"{rw:8.3f}s {rc:6.3f}s {ow:13.3f}s {oc:6.3f}s"
-        print(f"{label:<9} {sides}  {ratio[0]:5.2f}x/{ratio[1]:4.2f}x   "
-              f"{extra[0]:5.0f}/{extra[1]:4.0f} ms")  # fmt: skip
+        print_pairs(label, alternating(raw_side, ours, runs, env, before))
     print("  raw: nix build --out-link, then its bin/switch-to-configuration dry-activate;")
     print("  sides: medians; ratio and overhead: medians over the back-to-back pairs;")
     print("  warm: the job unchanged (Nix's eval cache answers); changed: a new value in a")
     print("  file the job reads before every run of either side (both evaluate and build).")
     print("  +diff: changed, and the raw side also runs nix store diff-closures (nixlayer's")
     print("  switch prints the closure diff of the running and the new system).")
+    print("  same: changed, and the raw side runs, one after another, the Nix commands")
+    print("  nixlayer's switch runs (flake metadata, build, --version, two path-info).")
 
 
 def bench_seed(work: Path, runs: int) -> None:

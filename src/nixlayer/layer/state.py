@@ -28,7 +28,8 @@ from nixlayer.errors import InputError
 from nixlayer.fsutil import target_lock, write_files_atomically
 from nixlayer.layer.kinds import KIND_NAMES, Kind, parse_action
 from nixlayer.planner.model import Action
-from nixlayer.safeload import parse_json, read_text, show
+from nixlayer.safeload import parse_json, read_text
+from nixlayer.strictjson import array, get, integer, obj, opt_string, string
 
 DEFAULT_STATE_DIR = Path("/var/lib/nixlayer")
 _GENERATION = re.compile(r"^.+-(\d+)-link$")
@@ -72,87 +73,58 @@ class State:
     def from_json(cls, data: Any) -> State:
         """The state from its JSON, every field checked for its type (a bool is not a
         generation number); a ValueError names the field."""
-        top = _obj(data, "the state")
+        top = obj(data, "the state")
         pending = top.get("pending")
-        kind = _str(_get(top, "kind"), "kind")
+        kind = string(get(top, "kind"), "kind")
         if kind not in KIND_NAMES:
             raise ValueError(f"kind {kind!r}")
         return cls(
             kind=kind,
-            base_system=_str(_get(top, "base_system"), "base_system"),
+            base_system=string(get(top, "base_system"), "base_system"),
             base_generation=_generation(top.get("base_generation"), "base_generation"),
             applied=tuple(
-                _applied(_obj(a, f"applied[{i}]"), f"applied[{i}]")
-                for i, a in enumerate(_list(top.get("applied", []), "applied"))
+                _applied(obj(a, f"applied[{i}]"), f"applied[{i}]")
+                for i, a in enumerate(array(top.get("applied", []), "applied"))
             ),
-            pending=None if pending is None else _pending(_obj(pending, "pending")),
+            pending=None if pending is None else _pending(obj(pending, "pending")),
         )
-
-
-def _get(d: dict[str, Any], key: str, where: str = "") -> Any:
-    if key not in d:
-        raise ValueError(f"{where + '.' if where else ''}{key} is missing")
-    return d[key]
-
-
-def _obj(v: Any, where: str) -> dict[str, Any]:
-    if not isinstance(v, dict):
-        raise ValueError(f"{where} is not an object")
-    return v
-
-
-def _list(v: Any, where: str) -> list[Any]:
-    if not isinstance(v, list):
-        raise ValueError(f"{where} is not a list")
-    return v
-
-
-def _str(v: Any, where: str) -> str:
-    if not isinstance(v, str):
-        raise ValueError(f"{where} is not a string: {show(v, 30)}")
-    return v
-
-
-def _opt_str(v: Any, where: str) -> str | None:
-    return None if v is None else _str(v, where)
 
 
 def _generation(v: Any, where: str) -> Generation | None:
     if v is None:
         return None
-    d = _obj(v, where)
-    number = _get(d, "number", where)
-    # bool is an int to Python, never a generation number.
-    if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
-        raise ValueError(f"{where}.number is not an integer: {show(number, 30)}")
+    d = obj(v, where)
+    number = get(d, "number", where)
+    if number is not None:
+        number = integer(number, f"{where}.number")
     return Generation(
-        _str(_get(d, "profile", where), f"{where}.profile"),
+        string(get(d, "profile", where), f"{where}.profile"),
         number,
-        _opt_str(_get(d, "target", where), f"{where}.target"),
+        opt_string(get(d, "target", where), f"{where}.target"),
     )
 
 
 def _applied(d: dict[str, Any], where: str) -> Applied:
     return Applied(
-        _str(_get(d, "toplevel", where), f"{where}.toplevel"),
-        _action(_get(d, "action", where), f"{where}.action"),
+        string(get(d, "toplevel", where), f"{where}.toplevel"),
+        _action(get(d, "action", where), f"{where}.action"),
     )
 
 
 def _pending(d: dict[str, Any]) -> Pending:
     return Pending(
-        _str(_get(d, "toplevel", "pending"), "pending.toplevel"),
-        _action(_get(d, "action", "pending"), "pending.action"),
+        string(get(d, "toplevel", "pending"), "pending.toplevel"),
+        _action(get(d, "action", "pending"), "pending.action"),
         _generation(d.get("before"), "pending.before"),
         tuple(
-            _str(u, f"pending.units[{i}]")
-            for i, u in enumerate(_list(d.get("units", []), "pending.units"))
+            string(u, f"pending.units[{i}]")
+            for i, u in enumerate(array(d.get("units", []), "pending.units"))
         ),
     )
 
 
 def _action(v: Any, where: str) -> Action:
-    return parse_action(_str(v, where), "state")
+    return parse_action(string(v, where), "state")
 
 
 def generation(profile: Path) -> Generation:

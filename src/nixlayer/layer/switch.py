@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +28,7 @@ from nixlayer.layer.where import Where
 from nixlayer.nix import commands
 from nixlayer.nix.nixjson import build as build_json
 from nixlayer.nix.runner import Nix, ProgressCallback
-from nixlayer.planner.closure_diff import ClosureDiff, closure_diff
+from nixlayer.planner.closure_diff import closure_of, diff_closures
 from nixlayer.planner.model import Action, SwitchPlan
 
 log = logging.getLogger("nixlayer")
@@ -103,17 +104,21 @@ def _build(
     return build_json.out_path(nix.run(argv, progress=progress).stdout)
 
 
-def closure_change(current: Path, toplevel: str, nix: Nix) -> ClosureDiff | None:
-    """What the switch adds, removes and changes in the closure, when the running system
-    is a store path this store knows (best effort: the switch never depends on it)."""
+def running_store_path(current: Path) -> str | None:
+    """The running system, when it is a store path (else there is no closure diff)."""
     try:
         running = os.path.realpath(current)
     except OSError:
         return None
     if not running.startswith("/nix/store/") or not os.path.isdir(running):
         return None
+    return running
+
+
+def _closure_or_none(toplevel: str, nix: Nix) -> dict[str, int] | None:
+    """Best effort: the switch never depends on the closure diff."""
     try:
-        return closure_diff(running, toplevel, nix)
+        return closure_of(toplevel, nix)
     except NixlayerError as exc:
         log.info("no closure diff (%s)", exc)
         return None
@@ -142,21 +147,30 @@ def switch(
         from nixlayer.layer.restore import recover
 
         state = recover(load(state_dir), state_dir, where, nix)
-        base_ref, config, toplevel = build_layer(
-            flake_dir, base=base, kind=the_kind, name=name, nix=nix, progress=progress
-        )
         cur = where.current_for(the_kind)
-        prediction = predict(
-            the_kind,
-            Path(toplevel),
-            cur,
-            requested,
-            where,
-            protect=protect,
-            allow_restart=allow_restart,
-            on_inhibit=on_inhibit,
-        )
-        prediction = replace(prediction, closure=closure_change(cur, toplevel, nix))
+        # The closure diff's two `nix path-info` calls run beside the work that needs no
+        # answer from them: the running system's during the build (evaluation keeps one
+        # core busy), the new one's during the plan.
+        with ThreadPoolExecutor(max_workers=1) as beside:
+            running = running_store_path(cur)
+            old = beside.submit(_closure_or_none, running, nix) if running else None
+            base_ref, config, toplevel = build_layer(
+                flake_dir, base=base, kind=the_kind, name=name, nix=nix, progress=progress
+            )
+            new = beside.submit(_closure_or_none, toplevel, nix) if old else None
+            prediction = predict(
+                the_kind,
+                Path(toplevel),
+                cur,
+                requested,
+                where,
+                protect=protect,
+                allow_restart=allow_restart,
+                on_inhibit=on_inhibit,
+            )
+            old_closure, new_closure = (old.result(), new.result()) if old and new else (None, None)
+        if old_closure is not None and new_closure is not None:
+            prediction = replace(prediction, closure=diff_closures(old_closure, new_closure))
         if prediction.refused:
             raise refusal(prediction, "switch")
         if on_plan:

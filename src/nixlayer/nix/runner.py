@@ -109,6 +109,17 @@ class Nix:
                 _version_cache[self.binary] = cached
             return cached
 
+    def prefetch_version(self) -> None:
+        """Start detecting the version beside the caller's own work; `version()` then
+        waits for it. Whatever goes wrong is left for `version()` to raise, in the
+        caller's thread (a thread's own exception would print a traceback)."""
+
+        def detect() -> None:
+            with suppress(BaseException):
+                self.version()
+
+        threading.Thread(target=detect, name="nix-version", daemon=True).start()
+
     def run(
         self,
         args: Sequence[str],

@@ -17,9 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
 from nixlayer import safeload
+from nixlayer import strictjson as sj
 from nixlayer.errors import InputError, NixlayerError
 from nixlayer.fsutil import state_dir, write_files_atomically
 
@@ -81,33 +80,33 @@ class DamagedRecordError(InputError):
         super().__init__("--dir", f"{p} is damaged ({why}); move it aside and seed again")
 
 
-# The file's shape, strictly: a string is not a list of tags, a bool is not a count.
-_STRICT = ConfigDict(strict=True, extra="forbid")
+# The file's shape, strictly: a string is not a list of tags, a bool is not a count,
+# and no field is unknown.
+_IMAGE_FIELDS = frozenset(ImageRecord.__dataclass_fields__)
 
 
-class _ImageModel(BaseModel):
-    model_config = _STRICT
-    reference: str
-    image_id: str | None = None
-    config_digest: str = ""
-    repo_tags: list[str] = []
-    repo_digests: list[str] = []
-    layers_verified: bool = False
-    seeded_at: str = ""
-    path_count: int = 0
+def _image(v: Any) -> ImageRecord:
+    d = sj.obj(v, "image", _IMAGE_FIELDS)
+    return ImageRecord(
+        reference=sj.string(sj.get(d, "reference", "image"), "image.reference"),
+        image_id=sj.opt_string(d.get("image_id"), "image.image_id"),
+        config_digest=sj.string(d.get("config_digest", ""), "image.config_digest"),
+        repo_tags=sj.strings(d.get("repo_tags", []), "image.repo_tags"),
+        repo_digests=sj.strings(d.get("repo_digests", []), "image.repo_digests"),
+        layers_verified=sj.boolean(d.get("layers_verified", False), "image.layers_verified"),
+        seeded_at=sj.string(d.get("seeded_at", ""), "image.seeded_at"),
+        path_count=sj.integer(d.get("path_count", 0), "image.path_count"),
+    )
 
 
-class _RecordModel(BaseModel):
-    model_config = _STRICT
-    image: _ImageModel | None = None
-    paths: dict[str, str] = {}
-    installed: dict[str, str] = {}
-
-
-def _why(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(x) for x in err["loc"])
-    return f"{where}: {err['msg']}, got {safeload.show(err.get('input'), 30)}"
+def _state(v: Any) -> SeedState:
+    d = sj.obj(v, "the record", ("image", "paths", "installed"))
+    image = d.get("image")
+    return SeedState(
+        image=None if image is None else _image(image),
+        paths=sj.string_map(d.get("paths", {}), "paths"),
+        installed=sj.string_map(d.get("installed", {}), "installed"),
+    )
 
 
 def load(d: Path) -> SeedState:
@@ -117,19 +116,11 @@ def load(d: Path) -> SeedState:
     if not p.exists():
         return SeedState()
     try:
-        data = safeload.parse_json(safeload.read_text(p, "--dir"), "--dir")
-        if not isinstance(data, dict):
-            raise DamagedRecordError(p, f"not a JSON object but {safeload.show(data, 20)}")
-        rec = _RecordModel.model_validate(data)
+        return _state(safeload.parse_json(safeload.read_text(p, "--dir"), "--dir"))
     except InputError as exc:
         raise DamagedRecordError(p, exc.message) from None
-    except ValidationError as exc:
-        raise DamagedRecordError(p, _why(exc)) from None
-    return SeedState(
-        image=None if rec.image is None else ImageRecord(**rec.image.model_dump()),
-        paths=rec.paths,
-        installed=rec.installed,
-    )
+    except ValueError as exc:
+        raise DamagedRecordError(p, str(exc)) from None
 
 
 def save(d: Path, state: SeedState) -> None:

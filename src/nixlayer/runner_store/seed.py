@@ -75,6 +75,8 @@ def seed(
     d = check_store_dir(directory)
     if image_archive is not None and not os.path.lexists(image_archive):
         raise InputError(FIELD, f"{image_archive}: no such file")
+    nix = nix or Nix()
+    nix.prefetch_version()  # beside the archive's checks: the first Nix call needs it
     opened = None
     try:
         if image_archive is not None:  # a hostile archive is refused before DIR is touched
@@ -90,7 +92,7 @@ def seed(
                     image_archive=image_archive,
                     opened=opened,
                     full_verify=full_verify,
-                    dnix=confine(nix or Nix(), d),
+                    dnix=confine(nix, d),
                     limits=limits,
                 )
         finally:
