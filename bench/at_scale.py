@@ -377,6 +377,7 @@ def bench_switch(work: Path, runs: int) -> None:
         ("changed", raw, lambda: bump(lay.job)),
         ("+diff", diffing, lambda: bump(lay.job)),
         ("same", same, lambda: bump(lay.job)),
+        ("warm same", same, lambda: None),
     )
     for label, raw_side, before in rows:
         print_pairs(label, alternating(raw_side, ours, runs, env, before))
@@ -388,6 +389,7 @@ def bench_switch(work: Path, runs: int) -> None:
     print("  switch prints the closure diff of the running and the new system).")
     print("  same: changed, and the raw side runs, one after another, the Nix commands")
     print("  nixlayer's switch runs (flake metadata, build, --version, two path-info).")
+    print("  warm same: the job unchanged, against those same commands.")
 
 
 def bench_seed(work: Path, runs: int) -> None:
