@@ -37,7 +37,7 @@ from pathlib import Path
 from nixlayer.closure.fleet_nix import Target, fleet_expr
 from nixlayer.errors import NixError, NixlayerError
 from nixlayer.fsutil import target_lock, write_files_atomically
-from nixlayer.nix import commands
+from nixlayer.nix import commands, heap
 from nixlayer.nix.buildfail import builder_line, failed_builder
 from nixlayer.nix.runner import Nix
 
@@ -159,6 +159,7 @@ def evaluate(
     restarted after a failing target or past `max_memory_mb`."""
     stats = stats if stats is not None else EvalStats()
     budget_kb = max_memory_mb * 1024
+    nix = nix.with_env(heap.evaluator_env(max_memory_mb, workers))
     out: dict[str, Evaluated] = {}
 
     def work(batch: list[Target]) -> None:

@@ -12,6 +12,7 @@ the `Interrupted` exception unwind: locks held around a `nix` call are released 
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shlex
@@ -109,6 +110,14 @@ class Nix:
                 _version_cache[self.binary] = cached
             return cached
 
+    def with_env(self, extra: Mapping[str, str]) -> Nix:
+        """This Nix, with `extra` in the environment of every call (shown in the log)."""
+        if not extra:
+            return self
+        other = copy.copy(self)  # keeps a subclass's state (the recording fake's log)
+        other.env = {**(self.env or {}), **extra}
+        return other
+
     def prefetch_version(self) -> None:
         """Start detecting the version beside the caller's own work; `version()` then
         waits for it. Whatever goes wrong is left for `version()` to raise, in the
@@ -139,7 +148,7 @@ class Nix:
         argv = self.argv(args, tool)
         if progress is not None and not _has_progress_flags(argv):
             argv += commands.PROGRESS_FLAGS
-        line = display(argv)
+        line = display(argv, self.env)
         log.log(log_level, "$ %s", line)
         returncode, stdout, stderr = self.execute(argv, cwd=cwd, stdin=stdin, progress=progress)
         if returncode != 0:
@@ -169,7 +178,7 @@ class Nix:
         reads stderr line by line (the fleet's shared evaluator). Logged, and one of the
         runner's children like every other `nix`, so a signal ends it too."""
         argv = self.argv(args, tool)
-        log.info("$ %s", display(argv))
+        log.info("$ %s", display(argv, self.env))
         with self.spawn(argv) as proc:
             yield proc
 
@@ -189,15 +198,17 @@ def _check_found(argv: list[str], wrapper: Sequence[str]) -> None:
         )
 
 
-def display(argv: Sequence[str]) -> str:
-    """The pasteable line for `argv`: without the progress flags nixlayer adds."""
+def display(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+    """The pasteable line for `argv`: the environment nixlayer adds in front, without
+    the progress flags nixlayer adds."""
     flags = commands.PROGRESS_FLAGS
     shown = list(argv)
     for i in range(len(shown) - len(flags) + 1):
         if shown[i : i + len(flags)] == flags:
             del shown[i : i + len(flags)]
             break
-    return shlex.join(shown)
+    assignments = [f"{k}={v}" for k, v in (env or {}).items()]
+    return shlex.join([*assignments, *shown])
 
 
 def _has_progress_flags(argv: list[str]) -> bool:
