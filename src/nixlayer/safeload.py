@@ -114,12 +114,13 @@ def check_data(data: Any, field: str, where: str = "") -> None:
             for k, v in value.items():
                 if isinstance(k, str):
                     _check_str(k, f"{at}[key]" if at else f"{field} key", tail)
-                stack.append((v, _join(at, k), depth + 1))
+                stack.append((v, join_key(at, k), depth + 1))
         elif isinstance(value, list | tuple):
             stack.extend((v, f"{at}[{i}]", depth + 1) for i, v in enumerate(value))
 
 
-def _join(at: str, key: Any) -> str:
+def join_key(at: str, key: Any) -> str:
+    """`at.key`, the key shown quoted unless it is an identifier (hostile keys stay one line)."""
     name = key if isinstance(key, str) and key.isidentifier() else show(key)
     return f"{at}.{name}" if at else str(name)
 

@@ -9,17 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from nixlayer.safeload import show
+from nixlayer.safeload import join_key, show
 
 
 def field(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
+    return join_key(where, key)
 
 
 def obj(v: Any, where: str, allowed: Iterable[str] | None = None) -> dict[str, Any]:
     """An object; with `allowed`, one holding no other keys."""
     if not isinstance(v, dict):
-        raise ValueError(f"{where} is not an object: {show(v, 30)}")
+        raise ValueError(f"{where or 'the top level'} is not an object: {show(v, 30)}")
     if allowed is not None:
         unknown = sorted(set(v) - set(allowed))
         if unknown:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,45 @@ def test_switch_over_a_broken_base_says_why(
         build(job, base, TOPLEVEL.format("vm")),
         names(job, base),
     ]
+
+
+@pytest.fixture
+def running_in_store(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The running system is a store path, so switch queries its closure."""
+    old = "/nix/store/" + "a" * 32 + "-nixos-system-vm-26.05"
+    monkeypatch.setattr("nixlayer.layer.switch.running_store_path", lambda _cur: old)
+    return old
+
+
+@pytest.mark.usefixtures("running_in_store")
+def test_a_failed_build_is_reported_without_waiting_for_the_closure_query(
+    job: Path, base: Path, where: Where, tmp_path: Path
+) -> None:
+    """The running system's closure is queried beside the build; when the build fails,
+    its error comes at once, not after that query."""
+    nix = fake("2.34", tmp_path)
+    nix.on("nix", "path-info", effect=lambda _argv, _stdin: time.sleep(4))
+    nix.on("nix", "build", returncode=1, stderr=captured("2.34", "stderr/build-throw.txt"))
+    nix.rules[:0] = nix.rules[-2:]
+    del nix.rules[-2:]
+    started = time.monotonic()
+    with pytest.raises(NixError):
+        switch(job, base=str(base), kind="nixos", name="vm", action="dry-activate",
+               where=where, nix=nix)  # fmt: skip
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.usefixtures("host_vm", "running_in_store")
+def test_a_closure_query_that_breaks_the_parser_leaves_the_switch_alone(
+    job: Path, base: Path, where: Where
+) -> None:
+    """path-info prints JSON nested past Python's recursion limit: no closure diff, and
+    the switch goes on (before, RecursionError reached the user as a bug)."""
+    toplevel = where.state_dir.parent / "new-system"
+    (toplevel / "etc/systemd/system").mkdir(parents=True)
+    nix = fake("2.34", toplevel)
+    nix.on("nix", "path-info", stdout="[" * 100_000 + "]" * 100_000)
+    nix.rules.insert(0, nix.rules.pop())
+    result = switch(job, base=str(base), kind="system-manager", action="dry-activate",
+                    where=where, nix=nix)  # fmt: skip
+    assert result.closure is None and result.outcome == "ok"

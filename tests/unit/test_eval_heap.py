@@ -32,7 +32,8 @@ def test_mem_available_is_read_from_meminfo() -> None:
     ("budget_mb", "workers", "available", "expected"),
     [
         (4096, 1, 24 * GiB, 2 * GiB),  # half the budget
-        (4096, 1, None, 2 * GiB),  # /proc/meminfo unreadable: the budget alone
+        (4096, 1, None, 2 * GiB),  # nothing known of free memory: the budget alone
+        (100_000, 4, None, 4 * GiB),  # never over 4 GiB (Nix would not start at 50 GB)
         (4096, 2, 2 * GiB, 512 * MiB),  # half the available memory, shared by 2
         (4096, 8, 2 * GiB, None),  # 128 MiB each: Nix's own 384 MiB is larger
         (512, 1, 24 * GiB, None),  # 256 MiB: likewise
@@ -46,6 +47,39 @@ def test_initial_heap(
 
 def test_the_users_own_setting_is_kept() -> None:
     assert heap.evaluator_env(4096, 1, {"GC_INITIAL_HEAP_SIZE": "5M"}) == {}
+
+
+def test_a_cgroup_limit_bounds_the_heap(tmp_path: Path) -> None:
+    """v2 (`0::/path`: memory.max - memory.current), v1's memory controller, and no limit
+    ("max" in v2, a huge number in v1) on a hybrid host like this one."""
+    v2 = tmp_path / "ci.slice/job"
+    v2.mkdir(parents=True)
+    (v2 / "memory.max").write_text(f"{6 * GiB}\n")
+    (v2 / "memory.current").write_text(f"{GiB}\n")
+    assert heap.cgroup_free("0::/ci.slice/job\n", tmp_path) == 5 * GiB
+    (v2 / "memory.max").write_text("max\n")
+    assert heap.cgroup_free("0::/ci.slice/job\n", tmp_path) is None
+    v1 = tmp_path / "memory/runner"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text(f"{3 * GiB}\n")
+    (v1 / "memory.usage_in_bytes").write_text(f"{GiB}\n")
+    hybrid = "4:memory:/runner\n1:cpu:/\n0::/\n"
+    assert heap.cgroup_free(hybrid, tmp_path) == 2 * GiB
+    (v1 / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    assert heap.cgroup_free(hybrid, tmp_path) is None
+    # 2 GiB free in the cgroup, shared by 2 evaluators: 512 MiB each, not half the budget.
+    assert heap.initial_heap(4096, 2, 2 * GiB) == 512 * MiB
+
+
+def test_without_meminfo_physical_memory_bounds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(heap, "MEMINFO", str(tmp_path / "none"))
+    monkeypatch.setattr(heap, "CGROUP", str(tmp_path / "none"))
+    import os
+
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert heap.free_memory() == physical
 
 
 def _reporting_nix(tmp_path: Path) -> tuple[Nix, Path]:
@@ -79,6 +113,16 @@ def test_the_evaluator_starts_with_the_heap_and_the_log_shows_it(
     assert seen.read_text() == f"{GiB}\n"
     assert any(r.getMessage().startswith(f"$ GC_INITIAL_HEAP_SIZE={GiB} ") for r in caplog.records)
     assert nix.env is None  # the caller's Nix is left as it was
+
+
+def test_a_heap_size_in_the_nix_env_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GC_INITIAL_HEAP_SIZE", raising=False)
+    nix, seen = _reporting_nix(tmp_path)
+    nix.env = {"GC_INITIAL_HEAP_SIZE": "7M"}
+    evaluate([_target(tmp_path)], nix=nix, max_memory_mb=2048)
+    assert seen.read_text() == "7M\n"
 
 
 def test_a_heap_size_the_user_set_reaches_the_evaluator_unchanged(

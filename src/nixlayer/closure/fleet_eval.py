@@ -159,7 +159,9 @@ def evaluate(
     restarted after a failing target or past `max_memory_mb`."""
     stats = stats if stats is not None else EvalStats()
     budget_kb = max_memory_mb * 1024
-    nix = nix.with_env(heap.evaluator_env(max_memory_mb, workers))
+    nix = nix.with_env(
+        heap.evaluator_env(max_memory_mb, workers, {**os.environ, **(nix.env or {})})
+    )
     out: dict[str, Evaluated] = {}
 
     def work(batch: list[Target]) -> None:

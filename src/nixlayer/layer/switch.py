@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from nixlayer.errors import NixError, NixlayerError
+from nixlayer.errors import NixError
 from nixlayer.layer.activate import Activation, ActivationResult
 from nixlayer.layer.base import BaseRef, resolve_base
 from nixlayer.layer.failures import IncompleteSwitchError
@@ -119,8 +119,8 @@ def _closure_or_none(toplevel: str, nix: Nix) -> dict[str, int] | None:
     """Best effort: the switch never depends on the closure diff."""
     try:
         return closure_of(toplevel, nix)
-    except NixlayerError as exc:
-        log.info("no closure diff (%s)", exc)
+    except Exception as exc:  # whatever path-info printed or raised, the switch goes on
+        log.info("no closure diff (%s)", (str(exc).splitlines() or [type(exc).__name__])[0])
         return None
 
 
@@ -151,13 +151,15 @@ def switch(
         # The closure diff's two `nix path-info` calls run beside the work that needs no
         # answer from them: the running system's during the build (evaluation keeps one
         # core busy), the new one's during the plan.
-        with ThreadPoolExecutor(max_workers=1) as beside:
+        beside = ThreadPoolExecutor(max_workers=1)
+        try:
             running = running_store_path(cur)
             old = beside.submit(_closure_or_none, running, nix) if running else None
             base_ref, config, toplevel = build_layer(
                 flake_dir, base=base, kind=the_kind, name=name, nix=nix, progress=progress
             )
-            new = beside.submit(_closure_or_none, toplevel, nix) if old else None
+            known = old is not None and not (old.done() and old.result() is None)
+            new = beside.submit(_closure_or_none, toplevel, nix) if known else None
             prediction = predict(
                 the_kind,
                 Path(toplevel),
@@ -169,6 +171,12 @@ def switch(
                 on_inhibit=on_inhibit,
             )
             old_closure, new_closure = (old.result(), new.result()) if old and new else (None, None)
+        except BaseException:
+            # Not waiting for the closure query: the error (or the signal, whose handler
+            # ends every `nix`, this one too) is reported at once.
+            beside.shutdown(wait=False, cancel_futures=True)
+            raise
+        beside.shutdown()
         if old_closure is not None and new_closure is not None:
             prediction = replace(prediction, closure=diff_closures(old_closure, new_closure))
         if prediction.refused:

@@ -86,6 +86,9 @@ class Nix:
     options: Sequence[str] = ()
     env: Mapping[str, str] | None = None
     wrapper: Sequence[str] = ()
+    # The variables of `env` the logged command shows: those nixlayer chose (with_env),
+    # never a caller's whole environment (the daemon's may hold access tokens).
+    shown_env: Sequence[str] = ()
 
     def argv(self, args: Sequence[str], tool: str = "nix") -> list[str]:
         if tool == "nix":
@@ -116,7 +119,12 @@ class Nix:
             return self
         other = copy.copy(self)  # keeps a subclass's state (the recording fake's log)
         other.env = {**(self.env or {}), **extra}
+        other.shown_env = (*self.shown_env, *extra)
         return other
+
+    def _shown(self) -> dict[str, str]:
+        env = self.env or {}
+        return {k: env[k] for k in self.shown_env if k in env}
 
     def prefetch_version(self) -> None:
         """Start detecting the version beside the caller's own work; `version()` then
@@ -148,7 +156,7 @@ class Nix:
         argv = self.argv(args, tool)
         if progress is not None and not _has_progress_flags(argv):
             argv += commands.PROGRESS_FLAGS
-        line = display(argv, self.env)
+        line = display(argv, self._shown())
         log.log(log_level, "$ %s", line)
         returncode, stdout, stderr = self.execute(argv, cwd=cwd, stdin=stdin, progress=progress)
         if returncode != 0:
@@ -178,7 +186,7 @@ class Nix:
         reads stderr line by line (the fleet's shared evaluator). Logged, and one of the
         runner's children like every other `nix`, so a signal ends it too."""
         argv = self.argv(args, tool)
-        log.info("$ %s", display(argv, self.env))
+        log.info("$ %s", display(argv, self._shown()))
         with self.spawn(argv) as proc:
             yield proc
 
@@ -207,8 +215,9 @@ def display(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
         if shown[i : i + len(flags)] == flags:
             del shown[i : i + len(flags)]
             break
-    assignments = [f"{k}={v}" for k, v in (env or {}).items()]
-    return shlex.join([*assignments, *shown])
+    # NAME=value stays an assignment to a shell only with the value alone quoted.
+    assignments = [f"{k}={shlex.quote(v)}" for k, v in (env or {}).items()]
+    return " ".join([*assignments, shlex.join(shown)])
 
 
 def _has_progress_flags(argv: list[str]) -> bool:

@@ -100,7 +100,7 @@ def _image(v: Any) -> ImageRecord:
 
 
 def _state(v: Any) -> SeedState:
-    d = sj.obj(v, "the record", ("image", "paths", "installed"))
+    d = sj.obj(v, "", ("image", "paths", "installed"))
     image = d.get("image")
     return SeedState(
         image=None if image is None else _image(image),
