@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nixlayer.closure.fleet_eval import evaluate
+from nixlayer.closure.fleet_eval import evaluate, past_budget
 from nixlayer.closure.fleet_nix import Target
 from nixlayer.nix import heap
 from nixlayer.nix.runner import Nix
@@ -132,3 +132,18 @@ def test_a_heap_size_the_user_set_reaches_the_evaluator_unchanged(
     nix, seen = _reporting_nix(tmp_path)
     evaluate([_target(tmp_path)], nix=nix, max_memory_mb=2048)
     assert seen.read_text() == "5M\n"
+
+
+@pytest.mark.parametrize(
+    ("rss", "growth", "restart"),
+    [
+        (900, 900, False),  # 1.8 GiB next: within 2 GiB
+        (1300, 900, True),  # 2.2 GiB next: restart before, not after, passing it
+        (2100, 0, True),  # already past it
+        (1500, -200, False),  # shrank (a collection): the budget alone
+    ],
+)
+def test_the_evaluator_restarts_before_the_next_system_would_pass_the_budget(
+    rss: int, growth: int, restart: bool
+) -> None:
+    assert past_budget(rss * 1024, growth * 1024, 2048 * 1024) is restart

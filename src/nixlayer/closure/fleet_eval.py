@@ -8,8 +8,10 @@ the moment it is known (`trace: nixlayer-done {...}`), preceded by
 kind of error (`builtins.tryEval` catches only `throw` and `assert`), the
 evaluator dies with that target named and Nix's own message, and a fresh one
 carries on with the targets after it. The same restart holds memory to a budget:
-past it, the evaluator is stopped after the target it just finished and a fresh
-one continues (nix-eval-jobs' --max-memory-size, with workers as processes).
+when the evaluator is past it, or would be after one more target growing it as much
+as the last one did, it is stopped after the target it just finished and a fresh
+one continues (nix-eval-jobs' --max-memory-size restarts only once past it; workers
+are processes here too).
 
 Then every derivation whose output is not already valid is built in one
 `nix-store --realise --keep-going` graph, and each target gets its out-link (a GC
@@ -100,6 +102,13 @@ def _rss_kb(pid: int) -> tuple[int, int]:
         return 0, 0
 
 
+def past_budget(rss_kb: int, growth_kb: int, budget_kb: int) -> bool:
+    """Restart the evaluator now? When it is past the budget, or when the next target,
+    growing it as much as the last one did, would take it past: restarting between
+    targets is the only way to hold its peak to the budget."""
+    return rss_kb + max(0, growth_kb) > budget_kb
+
+
 def _one_evaluator(
     batch: Sequence[Target], nix: Nix, budget_kb: int, stats: EvalStats
 ) -> tuple[dict[str, Evaluated], list[Target]]:
@@ -110,6 +119,7 @@ def _one_evaluator(
     current: str | None = None
     other: list[str] = []
     stopped = False
+    rss_at_begin = 0
     # Through the runner: logged, and ended with nixlayer on a signal.
     with nix.stream(args) as proc:
         with stats._lock:
@@ -120,6 +130,7 @@ def _one_evaluator(
             stats.saw_rss(peak)
             if line.startswith(BEGIN):
                 current, other = line[len(BEGIN) :].rstrip("\n"), []
+                rss_at_begin = rss
             elif line.startswith(DONE):
                 data = json.loads(line[len(DONE) :])
                 results[data["name"]] = Evaluated(
@@ -127,10 +138,14 @@ def _one_evaluator(
                 )
                 stats.evaluated += 1
                 current = None
-                if rss > budget_kb and len(results) < len(batch):
+                if past_budget(rss, rss - rss_at_begin, budget_kb) and len(results) < len(batch):
                     stopped = True
                     stats.restarts_for_memory += 1
-                    log.info("evaluator at %d MiB, past the budget: restarting it", rss // 1024)
+                    log.info(
+                        "evaluator at %d MiB, the last system took %d MiB, budget %d MiB: "
+                        "restarting it", rss // 1024, (rss - rss_at_begin) // 1024,
+                        budget_kb // 1024,
+                    )  # fmt: skip
                     proc.kill()
                     break
             else:

@@ -7,7 +7,7 @@
 # each through the same merge); `options.<path>` carries value, files,
 # definitions and highest priority; modules are checked for unknown attributes
 # and `disabledModules` applies. Attributes whose definitions all vanish under
-# `mkIf false` are dropped (so 1,500 modules can each define
+# `mkIf false` are dropped (so 2,000 modules can each define
 # `config = mkIf cfg.enable { systemd.services.<name> = ...; }`).
 lib:
 let
