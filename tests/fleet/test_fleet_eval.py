@@ -103,6 +103,8 @@ def test_failures_isolated_one_graph_then_valid_outputs_skipped(
     realise = [ln for ln in lines if ln.startswith("nix-store --realise")]
     assert len(realise) == 1 and realise[0].count(".drv") == 3
     assert "--keep-going" in realise[0]
+    # Each built output is a GC root until its out-link is (no warning from Nix).
+    assert "--add-root" in realise[0] and "did not specify '--add-root'" not in proc.stderr
 
     log.write_text("")
     proc = cli("fleet", "build", str(fleet), "--root", str(root), "--json", env=env)

@@ -28,7 +28,9 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -304,32 +306,38 @@ def build_targets(
     ok = {n: e for n, e in evaluated.items() if e.out_path and e.drv_path}
     invalid = invalid_paths(sorted({e.out_path for e in ok.values() if e.out_path}), nix)
     to_build = sorted({e.drv_path for e in ok.values() if e.out_path in invalid and e.drv_path})
-    build_log = ""
-    if to_build:
-        try:
-            nix.run(commands.realise(to_build), tool="nix-store")
-        except NixError as exc:
-            build_log = exc.stderr
-        invalid = invalid_paths(sorted(invalid), nix)
+    # Until its out-link exists, a built output is held by a root in here: a garbage
+    # collection between the build and the links would otherwise delete it.
+    held = Path(tempfile.mkdtemp(prefix="nixlayer-built-"))
+    try:
+        build_log = ""
+        if to_build:
+            try:
+                nix.run(commands.realise(to_build, root=held / "out"), tool="nix-store")
+            except NixError as exc:
+                build_log = exc.stderr
+            invalid = invalid_paths(sorted(invalid), nix)
 
-    outcomes: dict[str, Outcome] = {}
-    linkable: list[tuple[Target, str]] = []
-    for t in targets:
-        e = evaluated.get(t.name)
-        if e is None or e.error or not e.out_path or not e.drv_path:
-            err = (e.error if e else None) or "not evaluated"
-            outcomes[t.name] = Outcome(t.name, None, err, skipped=False, cached=False)
-        elif e.out_path in invalid:
-            err = _build_error(build_log, e.drv_path)
-            outcomes[t.name] = Outcome(t.name, None, err, skipped=False, cached=e.cached)
-        else:
-            linkable.append((t, e.out_path))
-            skipped = e.drv_path not in to_build
-            outcomes[t.name] = Outcome(t.name, e.out_path, None, skipped, e.cached)
+        outcomes: dict[str, Outcome] = {}
+        linkable: list[tuple[Target, str]] = []
+        for t in targets:
+            e = evaluated.get(t.name)
+            if e is None or e.error or not e.out_path or not e.drv_path:
+                err = (e.error if e else None) or "not evaluated"
+                outcomes[t.name] = Outcome(t.name, None, err, skipped=False, cached=False)
+            elif e.out_path in invalid:
+                err = _build_error(build_log, e.drv_path)
+                outcomes[t.name] = Outcome(t.name, None, err, skipped=False, cached=e.cached)
+            else:
+                linkable.append((t, e.out_path))
+                skipped = e.drv_path not in to_build
+                outcomes[t.name] = Outcome(t.name, e.out_path, None, skipped, e.cached)
 
-    for name, error in _link(linkable, nix).items():
-        outcomes[name] = Outcome(name, None, error, False, False)
-    return outcomes
+        for name, error in _link(linkable, nix).items():
+            outcomes[name] = Outcome(name, None, error, False, False)
+        return outcomes
+    finally:
+        shutil.rmtree(held, ignore_errors=True)
 
 
 def _tell_shared(todo: Sequence[Target], evaluated: dict[str, Evaluated], stats: EvalStats) -> None:

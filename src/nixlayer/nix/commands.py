@@ -144,11 +144,13 @@ def check_validity(paths: Sequence[str]) -> Argv:
     return ["--check-validity", "--print-invalid", *paths]
 
 
-def realise(drvs: Sequence[str], *, keep_going: bool = True) -> Argv:
+def realise(drvs: Sequence[str], *, keep_going: bool = True, root: Path | None = None) -> Argv:
     """`nix-store` arguments: build derivations in one graph (`--keep-going`: every
     buildable one is built even when others fail). Stable across Nix and Lix
-    versions, unlike the `drv^out` installable syntax."""
-    return ["--realise", *(["--keep-going"] if keep_going else []), *drvs]
+    versions, unlike the `drv^out` installable syntax. With `root`, every output is
+    a GC root (`root`, `root-1`, ...) from the moment it is built."""
+    rooted = ["--add-root", str(root)] if root is not None else []
+    return ["--realise", *(["--keep-going"] if keep_going else []), *rooted, *drvs]
 
 
 def build_log(installable: str) -> Argv:
