@@ -470,3 +470,14 @@ def test_a_damaged_record_is_one_line_never_a_bug(
         assert store["problem"].startswith(f"{rec} is damaged"), store
         assert store["runner_images"] == [{"runner": "copy", "image": "abc", "matches": False}]
         assert rec.read_text() == text  # reported, never rewritten
+    # A symlink planted as the record: damaged too (before: exit 1, and status aborted).
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text("{}")
+    rec.unlink()
+    rec.symlink_to(outside)
+    again = cli("runner-store", "seed", "--image-archive", str(archive), "--dir", str(d), "-q")
+    assert again.returncode == 2 and f"{rec} is damaged (a symlink" in again.stderr, again.stderr
+    st = cli("runner-store", "status", "--config", str(config), "--dir", str(d), "--json")
+    assert st.returncode == 1, st.stderr
+    assert json.loads(st.stdout)["result"]["store"]["problem"].startswith(f"{rec} is damaged")
+    assert rec.is_symlink() and outside.read_text() == "{}"

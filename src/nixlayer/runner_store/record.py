@@ -112,7 +112,7 @@ def _state(v: Any) -> SeedState:
 def load(d: Path) -> SeedState:
     p = path(d)
     if p.is_symlink():
-        raise NixlayerError(f"{p} is a symlink; nixlayer never writes one")
+        raise DamagedRecordError(p, "a symlink, which nixlayer never writes")
     if not p.exists():
         return SeedState()
     try:
