@@ -69,11 +69,16 @@ def test_fleet_evaluates_every_vm_in_one_evaluator_and_builds_one_graph(
         Target(n, ref, ("packages", "x86_64-linux", "toplevel"), link)
         for n, ref, link in zip("abc", refs, links, strict=True)
     ]
+    # The built outputs are held by a temporary GC root until the out-links exist.
+    realise = graph[3]
+    held = Path(realise[realise.index("--add-root") + 1])
+    assert held.name == "out" and held.parent.name.startswith("nixlayer-built-")
+    assert not held.parent.exists()  # removed once the out-links were made
     assert graph[:5] == [
         ["nix", "hash", "path", "--type", "sha256", *map(str, dirs)],
         ["nix", "eval", "--json", "--expr", fleet_expr(targets)],
         ["nix-store", "--check-validity", "--print-invalid", TOPLEVEL],
-        ["nix-store", "--realise", "--keep-going", DRV],
+        ["nix-store", "--realise", "--keep-going", "--add-root", str(held), DRV],
         ["nix-store", "--check-validity", "--print-invalid", TOPLEVEL],
     ]
     # Out-links are made in parallel: in any order, one per VM.
