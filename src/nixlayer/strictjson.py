@@ -7,42 +7,41 @@ specs users write are pydantic models (closure/spec.py), with their JSON Schema.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from nixlayer.safeload import join_key, show
 
+T = TypeVar("T")
 
-def field(where: str, key: str) -> str:
-    return join_key(where, key)
+
+def _typed(v: Any, kind: type[T], where: str, what: str) -> T:
+    if not isinstance(v, kind):
+        raise ValueError(f"{where or 'the top level'} is not {what}: {show(v, 30)}")
+    return v
 
 
 def obj(v: Any, where: str, allowed: Iterable[str] | None = None) -> dict[str, Any]:
     """An object; with `allowed`, one holding no other keys."""
-    if not isinstance(v, dict):
-        raise ValueError(f"{where or 'the top level'} is not an object: {show(v, 30)}")
+    d = _typed(v, dict, where, "an object")
     if allowed is not None:
-        unknown = sorted(set(v) - set(allowed))
+        unknown = sorted(set(d) - set(allowed))
         if unknown:
-            raise ValueError(f"{field(where, unknown[0])} is not a known field")
-    return v
+            raise ValueError(f"{join_key(where, unknown[0])} is not a known field")
+    return d
 
 
 def get(d: dict[str, Any], key: str, where: str = "") -> Any:
     if key not in d:
-        raise ValueError(f"{field(where, key)} is missing")
+        raise ValueError(f"{join_key(where, key)} is missing")
     return d[key]
 
 
 def array(v: Any, where: str) -> list[Any]:
-    if not isinstance(v, list):
-        raise ValueError(f"{where} is not a list: {show(v, 30)}")
-    return v
+    return _typed(v, list, where, "a list")
 
 
 def string(v: Any, where: str) -> str:
-    if not isinstance(v, str):
-        raise ValueError(f"{where} is not a string: {show(v, 30)}")
-    return v
+    return _typed(v, str, where, "a string")
 
 
 def opt_string(v: Any, where: str) -> str | None:
@@ -50,15 +49,13 @@ def opt_string(v: Any, where: str) -> str | None:
 
 
 def integer(v: Any, where: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):  # bool is an int to Python
+    if isinstance(v, bool):  # an int to Python, never a count
         raise ValueError(f"{where} is not an integer: {show(v, 30)}")
-    return v
+    return _typed(v, int, where, "an integer")
 
 
 def boolean(v: Any, where: str) -> bool:
-    if not isinstance(v, bool):
-        raise ValueError(f"{where} is not true or false: {show(v, 30)}")
-    return v
+    return _typed(v, bool, where, "true or false")
 
 
 def strings(v: Any, where: str) -> list[str]:
@@ -66,4 +63,4 @@ def strings(v: Any, where: str) -> list[str]:
 
 
 def string_map(v: Any, where: str) -> dict[str, str]:
-    return {k: string(s, field(where, k)) for k, s in obj(v, where).items()}
+    return {k: string(s, join_key(where, k)) for k, s in obj(v, where).items()}

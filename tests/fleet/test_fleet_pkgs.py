@@ -144,16 +144,20 @@ OWN_PKGS = """{ config, lib, inputs, ... }:
 """
 
 
+def add_library_module(lib: Path, name: str, text: str) -> None:
+    """A module every VM of the library imports (through its user module)."""
+    (lib / f"modules/{name}.nix").write_text(text)
+    user = lib / "modules/user.nix"
+    before = user.read_text()
+    user.write_text(before.replace("./user-options.nix ]", f"./user-options.nix ./{name}.nix ]"))
+    assert user.read_text() != before
+
+
 def test_a_vm_with_its_own_package_set_is_evaluated_alone(
     own_stand_in: StandIn, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     lib, key = own_stand_in.library, uuid.uuid4().hex
-    (lib / "modules/own-pkgs.nix").write_text(OWN_PKGS)
-    user = lib / "modules/user.nix"
-    user.write_text(
-        user.read_text().replace("./user-options.nix ]", "./user-options.nix ./own-pkgs.nix ]")
-    )
-    assert "own-pkgs" in user.read_text()
+    add_library_module(lib, "own-pkgs", OWN_PKGS)
 
     def entry(name: str) -> FleetEntry:
         spec = {"vm_name": name, "library": str(lib), "profiles": ["devel"],
@@ -192,12 +196,7 @@ def test_vms_whose_gates_differ_do_not_share(
     from nixlayer.closure.catalog import NIXOS_FLAKE_CATALOG
 
     lib, key = own_stand_in.library, uuid.uuid4().hex
-    (lib / "modules/fancy.nix").write_text(FANCY)
-    user = lib / "modules/user.nix"
-    user.write_text(
-        user.read_text().replace("./user-options.nix ]", "./user-options.nix ./fancy.nix ]")
-    )
-    assert "fancy" in user.read_text()
+    add_library_module(lib, "fancy", FANCY)
     gated = NIXOS_FLAKE_CATALOG.model_dump(mode="json")
     gated["gates"] = {**gated["gates"], "devel": "nixos-flake.fancy.enable"}
 

@@ -105,6 +105,7 @@ def test_the_evaluator_starts_with_the_heap_and_the_log_shows_it(
 ) -> None:
     monkeypatch.delenv("GC_INITIAL_HEAP_SIZE", raising=False)
     monkeypatch.setattr(heap, "MEMINFO", str(tmp_path / "meminfo"))
+    monkeypatch.setattr(heap, "CGROUP", str(tmp_path / "no-cgroup"))  # a CI job's limit
     (tmp_path / "meminfo").write_text(f"MemAvailable: {24 * GiB // 1024} kB\n")
     nix, seen = _reporting_nix(tmp_path)
     with caplog.at_level(logging.INFO, logger="nixlayer"):
