@@ -75,7 +75,10 @@ def library_on(scale: Path, work: Path) -> Path:
     return lib
 
 
-def fleet_file(work: Path, lib: Path, tag: str, n: int) -> Path:
+def fleet_file(work: Path, lib: Path, tag: str, n: int, hostname: str = "closure") -> Path:
+    """n VMs that differ only in their names. With `hostname: closure` each name is
+    in its system, so every VM is a system of its own; with `boot` they are one
+    design (kdevops' guests of one image) and share one toplevel."""
     path = work / f"fleet-{tag}.json"
     key = ssh_key(uuid.uuid4().hex)
     path.write_text(
@@ -86,6 +89,7 @@ def fleet_file(work: Path, lib: Path, tag: str, n: int) -> Path:
                     "profiles": ["devel", "build-tools"],
                     "test_suites": ["fstests", "ltp"],
                     "ssh_keys": [key],
+                    "hostname": hostname,
                 },
                 "vms": [{"vm_name": f"{tag}-{i}"} for i in range(n)],
             }
@@ -112,12 +116,16 @@ def bench_eval(work: Path, lib: Path) -> None:
 
 # fleet build's designs: the shared evaluator, the same with one package set per
 # group of alike VMs (--share-pkgs), and one `nix build` per VM.
+# Distinct systems (host name in the closure) for every design; one design
+# (host name set at boot) for the shared evaluator and one process per VM.
 DESIGNS = {
-    "shared": ["--eval", "shared"],
-    "shared+pkgs": ["--eval", "shared", "--share-pkgs"],
-    "per-vm": ["--eval", "per-vm"],
+    "shared": ("closure", ["--eval", "shared"]),
+    "shared+pkgs": ("closure", ["--eval", "shared", "--share-pkgs"]),
+    "per-vm": ("closure", ["--eval", "per-vm"]),
     # Two evaluators side by side (nix-eval-jobs' --workers): wall time, on 2 cores.
-    "shared-j2": ["--eval", "shared", "--jobs", "2"],
+    "shared-j2": ("closure", ["--eval", "shared", "--jobs", "2"]),
+    "boot:shared": ("boot", ["--eval", "shared"]),
+    "boot:per-vm": ("boot", ["--eval", "per-vm"]),
 }
 
 
@@ -150,9 +158,9 @@ def bench_fleet(work: Path, lib: Path, sizes: list[int], budget: int) -> None:
           "per extra VM, as a share of the first VM's")  # fmt: skip
     first: dict[str, tuple[float, float]] = {}
     for n in sizes:
-        for design, flags in DESIGNS.items():
-            tag = f"{design.replace('+', '-')}-{n}-{uuid.uuid4().hex[:6]}"
-            fleet = fleet_file(work, lib, tag, n)
+        for design, (hostname, flags) in DESIGNS.items():
+            tag = f"{design.replace('+', '-').replace(':', '-')}-{n}-{uuid.uuid4().hex[:6]}"
+            fleet = fleet_file(work, lib, tag, n, hostname)
             wall, cpu, rss = measured([NIXLAYER, "fleet", "build", str(fleet), "--root",
                                        str(work / tag), *flags, "--max-memory",
                                        str(budget), "-q"])  # fmt: skip

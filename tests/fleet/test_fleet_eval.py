@@ -4,6 +4,7 @@ build graph, the memory budget's restarts, flake fleets, the scale generator."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
 import subprocess
@@ -117,6 +118,49 @@ def test_failures_isolated_one_graph_then_valid_outputs_skipped(
     # Only the two failing VMs are evaluated again; the valid ones come from the cache.
     assert len(evals) == 2 and not any("ok-" in e for e in evals)
     assert not [ln for ln in lines if "--realise" in ln]
+
+
+def test_vms_named_at_boot_share_one_evaluation_and_toplevel(
+    stand_in: StandIn, tmp_path: Path
+) -> None:
+    """VMs that differ only in a host name set at boot render one content: evaluated
+    once, built once, each with its own config dir, lock, out-link and host name."""
+    shim, log = _shims(tmp_path)
+    root = tmp_path / "vms"
+    names = ["guest-0", "guest-1", "guest-2"]
+    vms: list[dict[str, object]] = [{"vm_name": n, "hostname": "boot"} for n in names]
+    vms.append({"vm_name": "baked"})  # the name in the closure: a system of its own
+    fleet = _fleet_file(tmp_path, stand_in.library, vms)
+    env = {"NIXLAYER_NIX": str(shim)}
+    out = json_result(cli("fleet", "build", str(fleet), "--root", str(root), "--json", env=env))
+    vm = {v["vm_name"]: v for v in out["vms"]}
+    tops = {vm[n]["toplevel"] for n in names}
+    assert len(tops) == 1 and vm["baked"]["toplevel"] not in tops
+    assert next(iter(tops)).endswith("-nixos-system-unnamed-26.05")
+    for n in names:
+        assert vm[n]["kernel_params"] == [f"systemd.hostname={n}"]
+        assert (root / n / "flake.lock").is_file()
+        assert os.readlink(root / ".nixlayer/results" / n) == vm[n]["toplevel"]
+        record = json.loads(Path(vm[n]["toplevel"], "configuration.json").read_text())
+        assert record["networking"]["hostName"] == ""
+    assert vm["baked"]["kernel_params"] == []
+    files = [sorted((p.name, p.read_bytes()) for p in (root / n).iterdir()) for n in names]
+    assert files[0] == files[1] == files[2]
+    evals = [ln for ln in log.read_text().splitlines() if ln.startswith("nix eval --json --expr")]
+    assert len(evals) == 1 and '"guest-0"' in evals[0] and '"baked"' in evals[0]
+    assert '"guest-1"' not in evals[0] and '"guest-2"' not in evals[0]
+
+    # The single-VM build of one of them says the same.
+    proc = cli("build", str(root / "guest-1"), "--json")
+    assert json_result(proc)["kernel_params"] == ["systemd.hostname=guest-1"]
+    # Copied to a directory whose name is no host name (it would inject kernel
+    # parameters): refused as bad input before anything is built or linked.
+    bad = root / "x init=sh"
+    shutil.copytree(root / "guest-1", bad)
+    proc = cli("build", str(bad))
+    assert proc.returncode == 2 and proc.stderr.startswith("nixlayer: error: config_dir:")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (root / ".nixlayer/results" / bad.name).exists()
 
 
 def test_changed_vm_is_evaluated_again(stand_in: StandIn, tmp_path: Path) -> None:

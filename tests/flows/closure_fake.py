@@ -3,6 +3,8 @@ answers captured from each Nix version, and specs to feed them."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -79,6 +81,16 @@ def evaluator(version: str, failing: frozenset[str] = frozenset()) -> Answer:
     return answer
 
 
+def tree_hash(directory: Path) -> str:
+    """What `nix hash path` says of a directory, in kind: the same for the same
+    content wherever it lies, different for different content."""
+    h = hashlib.sha256()
+    for p in sorted(directory.rglob("*")):
+        h.update(str(p.relative_to(directory)).encode() + b"\0")
+        h.update((p.read_bytes() if p.is_file() else b"") + b"\0")
+    return "sha256-" + base64.b64encode(h.digest()).decode()
+
+
 def fake(version: str) -> FakeNix:
     """Nix `version` as captured: what render, lock, build and fleet run."""
     nix = FakeNix(dialect_version(version))
@@ -93,12 +105,11 @@ def fake(version: str) -> FakeNix:
     nix.on(
         "nix", "path-info", "--derivation", stdout=captured(version, "path-info-derivations.txt")
     )
-    hashes = captured(version, "hash-path.txt").split()
     nix.on(
         "nix",
         "hash",
         "path",
-        answer=lambda argv, _: "".join(f"{hashes[i % 2]}\n" for i in range(len(argv) - 5)),
+        answer=lambda argv, _: "".join(f"{tree_hash(Path(d))}\n" for d in argv[5:]),
     )
     # Every output asked about is missing until the build graph ran (one path a line,
     # as the capture prints an invalid one).

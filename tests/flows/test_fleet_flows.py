@@ -25,6 +25,7 @@ from tests.flows.closure_fake import (
     evaluator,
     fake,
     spec,
+    tree_hash,
     write_lock,
 )
 
@@ -62,8 +63,7 @@ def test_fleet_evaluates_every_vm_in_one_evaluator_and_builds_one_graph(
     assert [(o.status, o.toplevel) for o in outcomes] == [("built", TOPLEVEL)] * 3
     graph = nix.calls[fleet_locks(nix, tmp_path, "abc") :]
     dirs = [tmp_path / n for n in "abc"]
-    hashes = captured(version, "hash-path.txt").split()
-    refs = [locked_path_ref(d, hashes[i % 2]) for i, d in enumerate(dirs)]
+    refs = [locked_path_ref(d, tree_hash(d)) for d in dirs]
     links = [state_dir(tmp_path) / "results" / n for n in "abc"]
     targets = [
         Target(n, ref, ("packages", "x86_64-linux", "toplevel"), link)
@@ -87,6 +87,26 @@ def test_fleet_evaluates_every_vm_in_one_evaluator_and_builds_one_graph(
         ["nix", "build", TOPLEVEL, "--json", "--out-link", str(link)] for link in links
     ]
     assert graph[8:] == [c for ref in refs for c in initrd_calls(ref)]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_vms_named_at_boot_are_evaluated_once_and_linked_each(tmp_path: Path, version: str) -> None:
+    """Three VMs of one design, host names set at boot: one config dir content, so
+    the evaluator gets the first alone; each VM still gets its out-link and name."""
+    nix = fake(version)
+    entries = [FleetEntry(name=n, spec=spec(n, hostname="boot")) for n in "abc"]
+    outcomes = fleet_build(entries, root=tmp_path, jobs=1, nix=nix)
+    assert [(o.status, o.toplevel) for o in outcomes] == [("built", TOPLEVEL)] * 3
+    assert [o.kernel_params for o in outcomes] == [(f"systemd.hostname={n}",) for n in "abc"]
+    graph = nix.calls[fleet_locks(nix, tmp_path, "abc") :]
+    first = tmp_path / "a"
+    target = Target("a", locked_path_ref(first, tree_hash(first)), (*INSTALLABLE.split("."),),
+                    state_dir(tmp_path) / "results" / "a")  # fmt: skip
+    assert graph[1] == ["nix", "eval", "--json", "--expr", fleet_expr([target])]
+    assert [c for c in graph if c[:3] == ["nix", "eval", "--json"] and "--expr" in c] == [graph[1]]
+    outlinks = sorted(c for c in graph if "--out-link" in c)
+    links = [state_dir(tmp_path) / "results" / n for n in "abc"]
+    assert outlinks == [["nix", "build", TOPLEVEL, "--json", "--out-link", str(ln)] for ln in links]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -202,8 +222,7 @@ def test_fleet_locks_each_vm_whose_lock_names_its_own_directory(tmp_path: Path, 
 
 
 def _share_targets(root: Path, version: str, names: str, lender: str) -> list[Target]:
-    hashes = captured(version, "hash-path.txt").split()
-    refs = {n: locked_path_ref(root / n, hashes[i % 2]) for i, n in enumerate(names)}
+    refs = {n: locked_path_ref(root / n, tree_hash(root / n)) for n in names}
     return [
         Target(
             n,

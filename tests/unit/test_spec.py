@@ -264,3 +264,12 @@ def test_a_damaged_manifest_is_one_line_bad_input(tmp_path: Path, text: str) -> 
     with pytest.raises(InputError) as info:
         read_manifest(tmp_path)
     assert info.value.field == "config_dir" and "\n" not in str(info.value)
+
+
+def test_a_host_name_set_at_boot_must_be_one_systemd_takes() -> None:
+    """systemd.hostname= takes letters, digits and - only; NixOS also allows `_`."""
+    assert VMSpec(vm_name="a_b").hostname == "closure"
+    assert VMSpec(vm_name="a-b", hostname="boot").vm_name == "a-b"
+    err = _err({"vm_name": "a_b", "hostname": "boot"})
+    assert "vm_name 'a_b'" in err and "systemd" in err and "\n" not in err
+    assert "'closure' or 'boot'" in _err({"vm_name": "a", "hostname": "dhcp"})

@@ -236,3 +236,5 @@ def _print_closure(data: dict[str, Any], as_json: bool) -> None:
     else:
         for key in ("toplevel", "init", "initrd", "config_dir"):
             print(f"{key}={data.get(key) or ''}")
+        if data.get("kernel_params"):
+            print(f"kernel_params={' '.join(data['kernel_params'])}")

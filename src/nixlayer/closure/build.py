@@ -73,6 +73,7 @@ def build_unlocked(
 ) -> BuildResult:
     nix = nix or Nix()
     manifest = read_manifest(cdir)
+    kernel_params = manifest.kernel_params(cdir)
     flake = f"path:{cdir}"
     if manifest.overrides:
         check_overrides(nix, flake, manifest)
@@ -88,7 +89,12 @@ def build_unlocked(
     if initrd is None:
         initrd = _evaluated_initrd(nix, flake, manifest.configuration)
     return BuildResult(
-        toplevel=toplevel, init=init, initrd=initrd, config_dir=cdir, out_link=out_link
+        toplevel=toplevel,
+        init=init,
+        initrd=initrd,
+        config_dir=cdir,
+        out_link=out_link,
+        kernel_params=kernel_params,
     )
 
 

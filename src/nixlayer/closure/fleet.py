@@ -54,6 +54,7 @@ class VMOutcome:
     log: str | None = None
     log_file: str | None = None
     skipped: bool = False  # its output was already valid: nothing built (shared evaluation)
+    kernel_params: tuple[str, ...] = ()  # for the launcher (a host name set at boot)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,6 +134,8 @@ class _Fleet:
             text += f"{failure.summary}\n\n{failure.detail}"
         else:
             text += f"toplevel={o.toplevel}\ninit={o.init}\ninitrd={o.initrd}\n"
+            if o.kernel_params:
+                text += f"kernel_params={' '.join(o.kernel_params)}\n"
         try:
             write_files_atomically({path: text})
         except OSError as exc:
@@ -221,6 +224,7 @@ class _Fleet:
                 initrd=b.initrd,
                 config_dir=str(r.config_dir),
                 library=r.library,
+                kernel_params=b.kernel_params,
             )
         )
 

@@ -23,7 +23,6 @@ not evaluated again: the key is content-addressed, as Nix's own eval cache is.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -38,9 +37,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from nixlayer.closure.fleet_nix import Target, fleet_expr
+from nixlayer.closure.fleet_cache import EvalCache, alike, source
+from nixlayer.closure.fleet_nix import Evaluated, Target, fleet_expr
 from nixlayer.errors import NixError, NixlayerError
-from nixlayer.fsutil import target_lock, write_files_atomically
 from nixlayer.nix import commands, heap
 from nixlayer.nix.buildfail import builder_line, failed_builder
 from nixlayer.nix.runner import Nix
@@ -50,16 +49,6 @@ log = logging.getLogger("nixlayer")
 BEGIN = "trace: nixlayer-begin "
 DONE = "trace: nixlayer-done "
 DEFAULT_MAX_MEMORY_MB = 4096
-
-
-@dataclass(frozen=True)
-class Evaluated:
-    name: str
-    drv_path: str | None = None
-    out_path: str | None = None
-    error: str | None = None
-    cached: bool = False
-    shared: bool = False  # evaluated on another target's package set (fleet_nix.py)
 
 
 @dataclass(frozen=True)
@@ -78,6 +67,7 @@ class EvalStats:
     peak_rss_mb: float = 0.0
     evaluated: int = 0
     shared_pkgs: int = 0  # systems evaluated on another's package set
+    alike: int = 0  # systems not evaluated: the same content as one that was
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def saw_rss(self, kb: int) -> None:
@@ -187,8 +177,13 @@ def evaluate(
             out.update(results)
             # A target that failed lends its package set to no one: those that were
             # to take it are evaluated alone (their failure is then their own).
-            failed = {t.flake for t in targets if t.name in results and results[t.name].error}
-            batch = [replace(t, pkgs_from=None) if t.pkgs_from in failed else t for t in batch]
+            failed = {
+                source(t.flake) for t in targets if t.name in results and results[t.name].error
+            }
+            batch = [
+                replace(t, pkgs_from=None) if t.pkgs_from and source(t.pkgs_from) in failed else t
+                for t in batch
+            ]
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for f in [pool.submit(work, s) for s in _split(targets, max(1, workers)) if s]:
@@ -203,12 +198,13 @@ def _split(targets: Sequence[Target], workers: int) -> list[list[Target]]:
     where: dict[str, int] = {}
     dealt = 0
     for t in targets:
-        if t.pkgs_from in where:
-            i = where[t.pkgs_from]
+        lender = source(t.pkgs_from) if t.pkgs_from else None
+        if lender in where:
+            i = where[lender]
         else:
             i, dealt = dealt % workers, dealt + 1
         shares[i].append(t)
-        where.setdefault(t.flake, i)
+        where.setdefault(source(t.flake), i)
     return shares
 
 
@@ -229,49 +225,6 @@ def invalid_paths(paths: Sequence[str], nix: Nix) -> set[str]:
     return set(out.split())
 
 
-class EvalCache:
-    """drvPath and outPath per (locked flake, attribute, Nix, options): a key that
-    changes whenever anything the evaluation reads can change."""
-
-    def __init__(self, path: Path, nix: Nix) -> None:
-        self.path = path
-        self.salt = f"{nix.version().text}\0{shlex.join(nix.options)}"
-        try:
-            self.data: dict[str, dict[str, str]] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            self.data = {}
-
-    def key(self, t: Target) -> str | None:
-        if "narHash=" not in t.flake and "rev=" not in t.flake:
-            return None  # not content-addressed: never cached
-        raw = f"{t.flake}\0{'.'.join(t.attr)}\0{self.salt}"
-        if t.pkgs_from:  # what it evaluates on is read too
-            raw += f"\0{t.pkgs_from}\0{'.'.join(t.config)}"
-        return hashlib.sha256(raw.encode()).hexdigest()
-
-    def get(self, t: Target) -> Evaluated | None:
-        k = self.key(t)
-        hit = self.data.get(k) if k else None
-        if not isinstance(hit, dict) or not {"drvPath", "outPath"} <= hit.keys():
-            return None
-        return Evaluated(t.name, hit["drvPath"], hit["outPath"], cached=True)
-
-    def put(self, t: Target, e: Evaluated) -> None:
-        k = self.key(t)
-        if k and e.drv_path and e.out_path:
-            self.data[k] = {"drvPath": e.drv_path, "outPath": e.out_path}
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with target_lock(self.path.parent, ".eval-cache"):
-            try:
-                current = json.loads(self.path.read_text())
-            except (OSError, ValueError):
-                current = {}
-            merged = {**(current if isinstance(current, dict) else {}), **self.data}
-            write_files_atomically({self.path: json.dumps(merged, sort_keys=True) + "\n"})
-
-
 def build_targets(
     targets: Sequence[Target],
     *,
@@ -284,18 +237,26 @@ def build_targets(
     """Evaluate (shared), build (one graph) and link every target."""
     stats = stats if stats is not None else EvalStats()
     evaluated, todo = _from_cache(targets, cache, nix)
-    if todo:
+    firsts, copies = alike(todo)
+    if firsts:
         started = time.perf_counter()
         evaluated.update(
-            evaluate(todo, nix=nix, max_memory_mb=max_memory_mb, workers=workers, stats=stats)
+            evaluate(firsts, nix=nix, max_memory_mb=max_memory_mb, workers=workers, stats=stats)
         )
         log.info(
             "evaluated %d systems in %.1fs (%d evaluator(s), peak %.0f MiB)",
-            len(todo),
+            len(firsts),
             time.perf_counter() - started,
             stats.evaluators,
             stats.peak_rss_mb,
         )
+    for name, first in copies.items():
+        if first in evaluated:
+            evaluated[name] = replace(evaluated[first], name=name)
+    if copies:
+        stats.alike += len(copies)
+        log.info("%d system(s) the same locked source and attribute as another: evaluated once",
+                 len(copies))  # fmt: skip
     _tell_shared(todo, evaluated, stats)
     if cache:
         for t in todo:

@@ -35,6 +35,16 @@ class Target:
     pkgs_from: str | None = None
 
 
+@dataclass(frozen=True)
+class Evaluated:
+    name: str
+    drv_path: str | None = None
+    out_path: str | None = None
+    error: str | None = None
+    cached: bool = False
+    shared: bool = False  # evaluated on another target's package set (fleet_nix.py)
+
+
 # The result of one target: its toplevel `t`, and whether it used a lent package set.
 _OWN = "own = vm: { t = at flakes.${vm.flake} vm.attr; shared = false; };\n"
 _SHARED = """\

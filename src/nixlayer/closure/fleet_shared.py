@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 from nixlayer.closure.bootspec import read_bootspec
 from nixlayer.closure.build import _evaluated_initrd, default_out_link
+from nixlayer.closure.fleet_cache import EvalCache
 from nixlayer.closure.fleet_eval import (
     DEFAULT_MAX_MEMORY_MB,
-    EvalCache,
     EvalStats,
     Outcome,
     build_targets,
@@ -116,15 +116,18 @@ def shared_fleet_build(
             except NixlayerError as exc:
                 out[n] = outcome(n, "failed", error=_error_text(exc))
                 continue
-        out[n] = outcome(
+        manifest = planned[n].manifest
+        out[n] = VMOutcome(
             n,
             "built",
+            0.0,
             toplevel=r.toplevel,
             init=init,
             initrd=initrd,
             config_dir=str(cdirs[n]),
             library=planned[n].library,
             skipped=r.skipped,
+            kernel_params=manifest.kernel_params(cdirs[n]) if manifest else (),
         )
     return out
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nixlayer.closure.paths import BOOT_NAME_RE
 from nixlayer.errors import InputError
 from nixlayer.safeload import parse_json, read_text
 
@@ -32,7 +33,9 @@ class OverrideInput:
 
 @dataclass(frozen=True)
 class Manifest:
-    vm_name: str
+    # The host name written into the system; None when it is set at boot (spec
+    # `hostname: boot`), so that every VM of one design renders the same files.
+    vm_name: str | None
     configuration: str
     system: str
     library: str  # the flake ref written into flake.nix
@@ -54,6 +57,19 @@ class Manifest:
     def installable(self) -> str:
         return f"packages.{self.system}.toplevel"
 
+    def kernel_params(self, cdir: Path) -> tuple[str, ...]:
+        """What the launcher adds to the VM's kernel command line: its host name when
+        that is set at boot. The VM is then named by its config dir, as render named it."""
+        if self.vm_name is not None:
+            return ()
+        if not BOOT_NAME_RE.fullmatch(cdir.name):
+            raise InputError(
+                "config_dir",
+                f"{cdir.name!r} is not a host name systemd takes (letters, digits, -), and "
+                "this VM's host name, set at boot, is its config dir's name",
+            )
+        return (f"systemd.hostname={cdir.name}",)
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -72,6 +88,8 @@ def read_manifest(cdir: Path) -> Manifest:
     try:
         if not isinstance(data, dict):
             raise TypeError("not an object")
+        if not isinstance(data.get("vm_name"), str | None):
+            raise TypeError("vm_name: not a name or null")
         modules = data.get("modules")
         if modules is not None and not (
             isinstance(modules, list) and all(isinstance(m, str) for m in modules)

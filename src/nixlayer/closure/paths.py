@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from nixlayer.errors import InputError
 from nixlayer.fsutil import state_dir
 from nixlayer.safeload import check_target_dir
+
+# NixOS's networking.hostName type: an RFC 1123 label, 63 characters at most (it
+# also allows `_`, but never first or last). A VM's name is its host name and its
+# config dir's name.
+VM_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?$")
+# A host name set at boot (systemd.hostname=): systemd takes letters, digits and
+# hyphens only (valid_ldh_char), and ignores any other name.
+BOOT_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
 
 
 def config_root(root: Path | str | None = None) -> Path:

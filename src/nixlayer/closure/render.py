@@ -67,7 +67,7 @@ def plan_render(
     )
     default_text = render_module(resolved)
     manifest = Manifest(
-        vm_name=spec.vm_name,
+        vm_name=spec.vm_name if spec.hostname == "closure" else None,
         configuration=resolved.catalog.configuration,
         system=spec.system,
         library=lib.ref,

@@ -78,15 +78,21 @@ class BuildResult:
     initrd: str | None
     config_dir: Path
     out_link: Path
+    # For the launcher's kernel command line (a host name set at boot).
+    kernel_params: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return _jsonable(asdict(self))  # type: ignore[no-any-return]
 
     def closure(self) -> dict[str, Any]:
-        """The flow's contract: {toplevel, init, initrd, config_dir}."""
-        return {
+        """The flow's contract: {toplevel, init, initrd, config_dir}, and
+        kernel_params when the VM needs any."""
+        out: dict[str, Any] = {
             "toplevel": self.toplevel,
             "init": self.init,
             "initrd": self.initrd,
             "config_dir": str(self.config_dir),
         }
+        if self.kernel_params:
+            out["kernel_params"] = list(self.kernel_params)
+        return out

@@ -10,20 +10,19 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nixlayer.closure.catalog import NIXOS_FLAKE_CATALOG, Catalog
+from nixlayer.closure.paths import BOOT_NAME_RE, VM_NAME_RE
 from nixlayer.closure.sshkey import check_public_key
 from nixlayer.errors import InputError
 
-# NixOS's networking.hostName type: an RFC 1123 label, 63 characters at most (it
-# also allows `_`, but never first or last).
-VM_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?$")
 USER_NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]*\$?$")
 PKG_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_-]*$")
 # An attribute set in overrideAttrs: Nix identifiers only (no quoting needed).
 ATTR_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_'-]*$")
 System = Literal["x86_64-linux", "aarch64-linux"]
+HostnameSource = Literal["closure", "boot"]
 
 
 def _no_nul(value: str) -> str:
@@ -102,6 +101,14 @@ class VMSpec(BaseModel):
         description="host name (NixOS networking.hostName: 63 characters at most) and "
         "config directory name"
     )
+    hostname: HostnameSource = Field(
+        default="closure",
+        description="where the guest's host name comes from. closure: vm_name is written "
+        "into the system (networking.hostName). boot: the system has no host name, so VMs "
+        "that differ only in vm_name get one toplevel, which a fleet evaluates and builds "
+        "once; the launcher passes the result's kernel_params (systemd.hostname=<vm_name>) "
+        "on the kernel command line",
+    )
     user_name: str = Field(default="kdevops", description="unprivileged guest account")
     ssh_keys: tuple[SshKey, ...] = Field(
         default=(), description="OpenSSH public keys authorized for root and the user"
@@ -168,6 +175,15 @@ class VMSpec(BaseModel):
                 raise ValueError(f"tag {share.tag!r} is used by {seen[share.tag]!r} and {mount!r}")
             seen[share.tag] = mount
         return v
+
+    @model_validator(mode="after")
+    def _boot_name(self) -> VMSpec:
+        if self.hostname == "boot" and not BOOT_NAME_RE.fullmatch(self.vm_name):
+            raise ValueError(
+                f"vm_name {self.vm_name!r}: a host name set at boot (systemd.hostname=) "
+                "takes letters, digits and - only; systemd would ignore this one"
+            )
+        return self
 
     @field_validator("overrides")
     @classmethod
