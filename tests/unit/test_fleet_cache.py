@@ -3,14 +3,17 @@ keyed by content; and the host name a VM named at boot takes from its config dir
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from nixlayer.closure.fleet_cache import EvalCache, alike, content_key
+from nixlayer.closure.fleet_eval import EvalStats, _tell_shared
 from nixlayer.closure.fleet_nix import Evaluated, Target
 from nixlayer.closure.fleet_shared import locked_path_ref
 from nixlayer.closure.manifest import Manifest
+from nixlayer.closure.paths import config_dir_for
 from nixlayer.errors import InputError
 from tests.fakenix import FakeNix
 
@@ -66,3 +69,26 @@ def test_a_config_dir_that_is_no_host_name_gives_no_kernel_parameter(name: str) 
     with pytest.raises(InputError) as err:
         _manifest(None).kernel_params(Path("/r") / name)
     assert err.value.field == "config_dir"
+
+
+@pytest.mark.parametrize("target", ["xfs-0", "odd_dir", "/etc"])
+def test_a_config_dir_that_is_a_symlink_is_refused(tmp_path: Path, target: str) -> None:
+    """Followed, xfs-1 would write into xfs-0's directory and boot with its name."""
+    (tmp_path / "xfs-0").mkdir()
+    (tmp_path / "odd_dir").mkdir()
+    (tmp_path / "xfs-1").symlink_to(target)
+    with pytest.raises(InputError) as err:
+        config_dir_for(tmp_path, "xfs-1")
+    assert err.value.field == "vm_name" and "symlink" in err.value.message
+
+
+def test_a_twin_of_its_lender_is_not_said_to_have_its_own_package_set(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    lead = _t("a", H1, config=("nixosConfigurations", "vm"))
+    twin = _t("b", H1, config=("nixosConfigurations", "vm"), pkgs_from=lead.flake)
+    firsts, copies = alike([lead, twin])
+    evaluated = {n: Evaluated(n, "/nix/store/x.drv", "/nix/store/x") for n in "ab"}
+    with caplog.at_level(logging.INFO, logger="nixlayer"):
+        _tell_shared(firsts, evaluated, EvalStats())
+    assert copies == {"b": "a"} and "own package set" not in caplog.text

@@ -257,7 +257,7 @@ def build_targets(
         stats.alike += len(copies)
         log.info("%d system(s) the same locked source and attribute as another: evaluated once",
                  len(copies))  # fmt: skip
-    _tell_shared(todo, evaluated, stats)
+    _tell_shared(firsts, evaluated, stats)
     if cache:
         for t in todo:
             if t.name in evaluated:

@@ -69,30 +69,32 @@ def shared_fleet_build(
         # The caller charges each VM its share of the time.
         return VMOutcome(name, status, 0.0, **kw)  # type: ignore[arg-type]
 
-    try:
-        hashes = dict(zip(names, nar_hashes([cdirs[n] for n in names], nix), strict=True))
-    except NixlayerError as exc:
-        return {n: outcome(n, "failed", error=_error_text(exc)) for n in names}
-    refs = {n: locked_path_ref(cdirs[n], hashes[n]) for n in names}
     leaders = pkgs_leaders(planned) if share_pkgs else {}
-    targets = []
-    for n in names:
-        attr = ("packages", planned[n].system, "toplevel")  # as render recorded it
-        targets.append(
-            Target(
-                n,
-                refs[n],
-                attr,
-                default_out_link(cdirs[n]),
-                config=("nixosConfigurations", planned[n].configuration),
-                pkgs_from=refs[leaders[n]] if n in leaders else None,
-            )
-        )
     root = cdirs[names[0]].parent
     with contextlib.ExitStack() as held:
-        # Hold every VM's lock, in one order, as one `nix build` per VM would.
+        # Hold every VM's lock, in one order, as one `nix build` per VM would; hash
+        # under them, since a VM with another's content is not evaluated (nor its
+        # hash checked by Nix) and must be the content that was hashed.
         for n in sorted(names):
             held.enter_context(target_lock(cdirs[n].parent, n))
+        try:
+            hashes = dict(zip(names, nar_hashes([cdirs[n] for n in names], nix), strict=True))
+        except NixlayerError as exc:
+            return {n: outcome(n, "failed", error=_error_text(exc)) for n in names}
+        refs = {n: locked_path_ref(cdirs[n], hashes[n]) for n in names}
+        targets = []
+        for n in names:
+            attr = ("packages", planned[n].system, "toplevel")  # as render recorded it
+            targets.append(
+                Target(
+                    n,
+                    refs[n],
+                    attr,
+                    default_out_link(cdirs[n]),
+                    config=("nixosConfigurations", planned[n].configuration),
+                    pkgs_from=refs[leaders[n]] if n in leaders else None,
+                )
+            )
         results = build_targets(
             targets,
             nix=nix,
@@ -117,6 +119,11 @@ def shared_fleet_build(
                 out[n] = outcome(n, "failed", error=_error_text(exc))
                 continue
         manifest = planned[n].manifest
+        try:
+            kernel_params = manifest.kernel_params(cdirs[n]) if manifest else ()
+        except NixlayerError as exc:
+            out[n] = outcome(n, "failed", error=_error_text(exc))
+            continue
         out[n] = VMOutcome(
             n,
             "built",
@@ -127,7 +134,7 @@ def shared_fleet_build(
             config_dir=str(cdirs[n]),
             library=planned[n].library,
             skipped=r.skipped,
-            kernel_params=manifest.kernel_params(cdirs[n]) if manifest else (),
+            kernel_params=kernel_params,
         )
     return out
 

@@ -53,8 +53,12 @@ def prepare_root(root: Path) -> None:
 
 
 def config_dir_for(root: Path, vm_name: str) -> Path:
-    """`<root>/<vm_name>`, refusing any name that resolves outside root."""
+    """`<root>/<vm_name>`, refusing any name that resolves outside root, and a
+    symlink: nixlayer did not make it, and the VM would write through it into
+    another VM's directory (and, with its host name set at boot, take that one's)."""
     base = root.resolve()
+    if (base / vm_name).is_symlink():
+        raise InputError("vm_name", f"{base / vm_name} is a symlink; nixlayer does not follow it")
     target = (base / vm_name).resolve()
     if target.parent != base:
         raise InputError("vm_name", f"{vm_name!r} resolves outside the config root {base}")
