@@ -17,7 +17,8 @@ Then every derivation whose output is not already valid is built in one
 `nix-store --realise --keep-going` graph, and each target gets its out-link (a GC
 root) and its result. A target whose locked flake and attribute were evaluated
 before (same narHash, same Nix, same options) and whose output is still valid is
-not evaluated again: the key is content-addressed, as Nix's own eval cache is.
+not evaluated again: the key is content-addressed, as Nix's own eval cache is; and
+targets with one content (VMs named at boot) are evaluated once (fleet_cache.py).
 """
 
 from __future__ import annotations
