@@ -4,6 +4,7 @@ distinct flake.nix, one evaluator, one build graph, per dialect. No Nix needed."
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -304,3 +305,15 @@ def test_an_invalid_vms_name_cannot_forge_lines_or_drive_the_terminal(tmp_path: 
     assert "\x1b" not in out
     assert not any(line.startswith("fake:") for line in out.splitlines()), out
     assert "bad\\nfake: built /nix/store/x\\x1b[2J" in out
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_fakes_directory_hash_has_the_shape_real_nix_prints(
+    tmp_path: Path, version: str
+) -> None:
+    """The fake hashes content (tree_hash); what it prints has the shape of the
+    capture from the real `nix hash path`."""
+    (tmp_path / "f").write_text("x")
+    sri = re.compile(r"sha256-[A-Za-z0-9+/]{43}=")
+    for h in [*captured(version, "hash-path.txt").split(), tree_hash(tmp_path)]:
+        assert sri.fullmatch(h), h

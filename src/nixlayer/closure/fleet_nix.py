@@ -42,7 +42,7 @@ class Evaluated:
     out_path: str | None = None
     error: str | None = None
     cached: bool = False
-    shared: bool = False  # evaluated on another target's package set (fleet_nix.py)
+    shared: bool = False  # evaluated on another target's package set (`pkgs_from`)
 
 
 # The result of one target: its toplevel `t`, and whether it used a lent package set.

@@ -65,7 +65,7 @@ def shared_fleet_build(
         return {}
     cdirs = {n: planned[n].config_dir for n in names}
 
-    def outcome(name: str, status: str, **kw: str | bool | None) -> VMOutcome:
+    def outcome(name: str, status: str, **kw: str | bool | tuple[str, ...] | None) -> VMOutcome:
         # The caller charges each VM its share of the time.
         return VMOutcome(name, status, 0.0, **kw)  # type: ignore[arg-type]
 
@@ -119,22 +119,18 @@ def shared_fleet_build(
                 out[n] = outcome(n, "failed", error=_error_text(exc))
                 continue
         manifest = planned[n].manifest
-        try:
-            kernel_params = manifest.kernel_params(cdirs[n]) if manifest else ()
-        except NixlayerError as exc:
-            out[n] = outcome(n, "failed", error=_error_text(exc))
-            continue
-        out[n] = VMOutcome(
+        out[n] = outcome(
             n,
             "built",
-            0.0,
             toplevel=r.toplevel,
             init=init,
             initrd=initrd,
             config_dir=str(cdirs[n]),
             library=planned[n].library,
             skipped=r.skipped,
-            kernel_params=kernel_params,
+            # Cannot be refused here: render named the dir after a valid vm_name and
+            # refuses a symlink in its place (paths.config_dir_for).
+            kernel_params=manifest.kernel_params(cdirs[n]) if manifest else (),
         )
     return out
 
